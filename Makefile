@@ -1,0 +1,50 @@
+# noops: `make demo` to see it work, `make test` to check it.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/noops
+PKGS  := ./...
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X noops/internal/cli.Version=$(VERSION)
+
+.PHONY: all build setup test test-short lint fuzz bench demo demo-stop clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/noops
+
+# Installs what the server and the tests need from the distribution's
+# packages, only when missing. Needs root and the package archive only.
+setup:
+	@./scripts/setup.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Every check CI runs: format, vet, the architecture rules, all test tiers
+# (unit, integration on real runc, end-to-end with the built binary).
+test: lint build
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+fuzz:
+	$(GO) test ./internal/spec -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./internal/source -run '^$$' -fuzz FuzzUnpack -fuzztime 30s
+
+bench: build
+	./bench/run.sh
+
+# Starts a server with its data under ./noops-data (or reuses a running
+# one), deploys examples/hello-go and prints a URL that works.
+demo: setup build
+	./$(BIN) demo
+
+demo-stop:
+	./$(BIN) demo --stop
+
+clean:
+	rm -rf bin

@@ -1,0 +1,256 @@
+// Package api is the admin API: HTTP routing, request decoding, the audit
+// record of every mutating call, and the one table that maps error kinds to
+// status codes. It holds no domain logic: the control plane does the work.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"noops/internal/apitype"
+	"noops/internal/control"
+	"noops/internal/errkind"
+	"noops/internal/store"
+)
+
+// Plane is the control plane as the API uses it.
+type Plane interface {
+	Apps(ctx context.Context) ([]control.AppView, error)
+	App(ctx context.Context, name string) (control.AppView, error)
+	Delete(ctx context.Context, app string) error
+	Deploy(ctx context.Context, req control.DeployRequest, out control.Progress) (store.Release, error)
+	Releases(ctx context.Context, app string) ([]store.Release, error)
+	Rollback(ctx context.Context, app string, to int) (store.Release, error)
+	Scale(ctx context.Context, app string, n int) error
+	Ps(ctx context.Context, app string) ([]control.Sandbox, error)
+	Env(ctx context.Context, app string) (store.Release, error)
+	SetEnv(ctx context.Context, app string, set map[string]string, unset []string) (store.Release, error)
+	URL(app string) string
+}
+
+// Audit is where mutating calls are recorded.
+type Audit interface {
+	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+	ListAudit(ctx context.Context, since int64, limit int) ([]store.AuditEntry, error)
+}
+
+// Logs reads an app's sandbox logs.
+type Logs interface {
+	Tail(ctx context.Context, app string, lines int, follow bool, w func(line []byte) error) error
+}
+
+// Config is what the API serves.
+type Config struct {
+	Plane  Plane
+	Audit  Audit
+	Logs   Logs
+	Status func() apitype.Status
+	CARoot func() []byte
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Handler returns the API's HTTP handler.
+func Handler(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &server{cfg: cfg}
+	mux := http.NewServeMux()
+	handle := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, s.wrap(pattern, h))
+	}
+	handle("GET /v1/status", s.status)
+	handle("GET /v1/ca/root", s.caRoot)
+	handle("GET /v1/audit", s.audit)
+	handle("GET /v1/apps", s.apps)
+	handle("GET /v1/apps/{app}", s.app)
+	handle("DELETE /v1/apps/{app}", s.deleteApp)
+	handle("POST /v1/apps/{app}/deploy", s.deploy)
+	handle("GET /v1/apps/{app}/releases", s.releases)
+	handle("POST /v1/apps/{app}/rollback", s.rollback)
+	handle("POST /v1/apps/{app}/scale", s.scale)
+	handle("GET /v1/apps/{app}/ps", s.ps)
+	handle("GET /v1/apps/{app}/env", s.env)
+	handle("POST /v1/apps/{app}/env", s.setEnv)
+	handle("GET /v1/apps/{app}/logs", s.logs)
+	mux.Handle("/", s.wrap("", func(w http.ResponseWriter, r *http.Request) error {
+		return errkind.Errorf(errkind.NotFound, "no API endpoint %s %s", r.Method, r.URL.Path)
+	}))
+	return mux
+}
+
+type server struct{ cfg Config }
+
+// statusOf is the one table from error kinds to HTTP status codes.
+func statusOf(k errkind.Kind) int {
+	switch k {
+	case errkind.Invalid:
+		return http.StatusBadRequest
+	case errkind.NotFound:
+		return http.StatusNotFound
+	case errkind.Conflict:
+		return http.StatusConflict
+	case errkind.Permission:
+		return http.StatusForbidden
+	case errkind.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// wireError is what a client sees of err: the message of a classified
+// error, or a generic one for an internal error (whose cause is logged).
+func (s *server) wireError(r *http.Request, err error) apitype.Error {
+	k := errkind.Of(err)
+	e := apitype.Error{Kind: k.String(), Message: err.Error(), Hint: errkind.HintOf(err)}
+	if k == errkind.Internal {
+		if errors.Is(err, context.Canceled) {
+			e.Message = "the request was cancelled"
+		}
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e.Hint = "the server log has the details"
+	}
+	return e
+}
+
+// recorder keeps the status a handler wrote, for the audit log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// detailKey carries what the audit record should say beyond the call.
+type detailKey struct{}
+
+func setDetail(r *http.Request, d string) {
+	if p, ok := r.Context().Value(detailKey{}).(*string); ok {
+		*p = d
+	}
+}
+
+func (s *server) wrap(pattern string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &recorder{ResponseWriter: w}
+		var detail string
+		r = r.WithContext(context.WithValue(r.Context(), detailKey{}, &detail))
+		err := h(rec, r)
+		if err != nil {
+			if rec.status == 0 {
+				writeJSON(rec, statusOf(errkind.Of(err)), s.wireError(r, err))
+			} else {
+				s.cfg.Logger.Warn("request failed after the response started", "path", r.URL.Path, "err", err)
+			}
+		}
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return
+		}
+		target := ""
+		if app := r.PathValue("app"); app != "" {
+			target = "app:" + app
+		}
+		if err != nil && detail == "" {
+			detail = err.Error()
+		}
+		action := pattern
+		if action == "" {
+			action = r.Method + " " + r.URL.Path
+		}
+		entry := store.AuditEntry{Time: s.cfg.Now(), Actor: actor(r), Action: action, Target: target, Status: rec.status, Detail: detail}
+		if _, aerr := s.cfg.Audit.AppendAudit(context.WithoutCancel(r.Context()), entry); aerr != nil {
+			s.cfg.Logger.Error("writing audit record", "action", action, "err", aerr)
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a small JSON body strictly.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errkind.Errorf(errkind.Invalid, "decoding request body: %v", err)
+	}
+	return nil
+}
+
+func intParam(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errkind.Errorf(errkind.Invalid, "query parameter %s=%q is not a non-negative number", name, v)
+	}
+	return n, nil
+}
+
+// connKey holds the connection in the request context, for peer credentials.
+type connKey struct{}
+
+// ConnContext records the connection so that actor() can read who is on
+// the other end of the admin socket. Use it as http.Server.ConnContext.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// actor names the caller: the uid behind the Unix socket.
+func actor(r *http.Request) string {
+	c, ok := r.Context().Value(connKey{}).(*net.UnixConn)
+	if !ok {
+		return "unknown"
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return "unknown"
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("uid:%d pid:%d", cred.Uid, cred.Pid)
+}

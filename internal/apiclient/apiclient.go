@@ -1,0 +1,292 @@
+// Package apiclient is the typed client of the admin API. The CLI, the
+// end-to-end tests and (later) the console use it; nothing else speaks the
+// API's HTTP directly.
+package apiclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"noops/internal/apitype"
+	"noops/internal/errkind"
+)
+
+// Client talks to one server.
+type Client struct {
+	hc   *http.Client
+	base string
+	sock string
+}
+
+// SocketPath is where a server with data folder dir listens.
+func SocketPath(dir string) string { return filepath.Join(dir, "api.sock") }
+
+// New returns a client of the server whose data folder is dir.
+func New(dir string) *Client {
+	sock := SocketPath(dir)
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableCompression: true,
+	}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://noops", sock: sock}
+}
+
+// Error is an error the server answered with.
+type Error struct {
+	Status int
+	Body   apitype.Error
+}
+
+func (e *Error) Error() string { return e.Body.Message }
+
+// Kind returns the server's classification of err, or errkind.Internal.
+func Kind(err error) errkind.Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return errkind.Parse(e.Body.Kind)
+	}
+	return errkind.Of(err)
+}
+
+// Hint returns what the server or client suggests doing about err.
+func Hint(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Body.Hint
+	}
+	return errkind.HintOf(err)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("building request %s %s: %w", method, path, err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.connErr(err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		e := &Error{Status: resp.StatusCode}
+		if derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e.Body); derr != nil || e.Body.Message == "" {
+			e.Body.Kind, e.Body.Message = "internal", fmt.Sprintf("server answered %s", resp.Status)
+		}
+		return nil, e
+	}
+	return resp, nil
+}
+
+// connErr explains why the server could not be reached.
+func (c *Client) connErr(err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		return errkind.WithHint(errkind.Unavailable, fmt.Errorf("no noops server is running at %s", c.sock),
+			"start one with `noops server --data DIR`, or point --data / NOOPS_DATA at its data folder")
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EACCES):
+		return errkind.WithHint(errkind.Permission, fmt.Errorf("not allowed to use %s", c.sock), "the admin socket is root's: run with sudo")
+	}
+	return errkind.E(errkind.Unavailable, fmt.Errorf("talking to the server at %s: %w", c.sock, err))
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("decoding answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *Client) sendJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.do(ctx, method, path, body, http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+func appPath(app, rest string) string { return "/v1/apps/" + url.PathEscape(app) + rest }
+
+// Status returns the server's status.
+func (c *Client) Status(ctx context.Context) (apitype.Status, error) {
+	var s apitype.Status
+	return s, c.getJSON(ctx, "/v1/status", &s)
+}
+
+// CARoot returns the internal CA's root certificate in PEM.
+func (c *Client) CARoot(ctx context.Context) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/ca/root", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// Apps lists the apps.
+func (c *Client) Apps(ctx context.Context) ([]apitype.App, error) {
+	var out []apitype.App
+	return out, c.getJSON(ctx, "/v1/apps", &out)
+}
+
+// App returns one app.
+func (c *Client) App(ctx context.Context, app string) (apitype.App, error) {
+	var out apitype.App
+	return out, c.getJSON(ctx, appPath(app, ""), &out)
+}
+
+// DeleteApp stops and removes an app.
+func (c *Client) DeleteApp(ctx context.Context, app string) error {
+	return c.sendJSON(ctx, http.MethodDelete, appPath(app, ""), nil, nil)
+}
+
+// Releases lists an app's releases, newest first.
+func (c *Client) Releases(ctx context.Context, app string) ([]apitype.Release, error) {
+	var out []apitype.Release
+	return out, c.getJSON(ctx, appPath(app, "/releases"), &out)
+}
+
+// Rollback makes release to (0: the previous one) live again.
+func (c *Client) Rollback(ctx context.Context, app string, to int) (apitype.Release, error) {
+	var out apitype.Release
+	return out, c.sendJSON(ctx, http.MethodPost, appPath(app, "/rollback"), apitype.RollbackRequest{To: to}, &out)
+}
+
+// Scale sets the replica count.
+func (c *Client) Scale(ctx context.Context, app string, n int) (apitype.App, error) {
+	var out apitype.App
+	return out, c.sendJSON(ctx, http.MethodPost, appPath(app, "/scale"), apitype.ScaleRequest{Replicas: n}, &out)
+}
+
+// Ps lists an app's sandboxes.
+func (c *Client) Ps(ctx context.Context, app string) ([]apitype.Sandbox, error) {
+	var out []apitype.Sandbox
+	return out, c.getJSON(ctx, appPath(app, "/ps"), &out)
+}
+
+// Env returns the app's config vars.
+func (c *Client) Env(ctx context.Context, app string) (apitype.Env, error) {
+	var out apitype.Env
+	return out, c.getJSON(ctx, appPath(app, "/env"), &out)
+}
+
+// SetEnv changes config vars, making and rolling out a new release.
+func (c *Client) SetEnv(ctx context.Context, app string, req apitype.EnvRequest) (apitype.Release, error) {
+	var out apitype.Release
+	return out, c.sendJSON(ctx, http.MethodPost, appPath(app, "/env"), req, &out)
+}
+
+// Audit lists audit records after seq since.
+func (c *Client) Audit(ctx context.Context, since int64, limit int) ([]apitype.AuditEntry, error) {
+	var out []apitype.AuditEntry
+	q := url.Values{"since": {strconv.FormatInt(since, 10)}, "limit": {strconv.Itoa(limit)}}
+	return out, c.getJSON(ctx, "/v1/audit?"+q.Encode(), &out)
+}
+
+// Deploy uploads a packed app (gzipped tar) and calls onEvent for each
+// stage, log line and the result as the server streams them. It returns
+// the result event, or the server's error.
+func (c *Client) Deploy(ctx context.Context, app string, archive io.Reader, size int64, sha256hex string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	hdr := http.Header{"Content-Type": {"application/gzip"}, "X-Noops-Sha256": {sha256hex}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+appPath(app, "/deploy"), archive)
+	if err != nil {
+		return apitype.DeployEvent{}, fmt.Errorf("building deploy request: %w", err)
+	}
+	req.Header = hdr
+	req.ContentLength = size
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return apitype.DeployEvent{}, c.connErr(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if derr := json.NewDecoder(resp.Body).Decode(&e.Body); derr != nil || e.Body.Message == "" {
+			e.Body.Kind, e.Body.Message = "internal", "server answered "+resp.Status
+		}
+		return apitype.DeployEvent{}, e
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev apitype.DeployEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return ev, fmt.Errorf("decoding deploy stream: %w", err)
+		}
+		switch ev.Type {
+		case "result":
+			return ev, nil
+		case "error":
+			return ev, &Error{Body: *ev.Error}
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return apitype.DeployEvent{}, errkind.E(errkind.Unavailable, fmt.Errorf("reading deploy stream: %w", err))
+	}
+	return apitype.DeployEvent{}, errkind.Errorf(errkind.Unavailable, "the server closed the deploy stream without a result; see `noops releases %s`", app)
+}
+
+// Logs calls fn with each log line (JSON) of the app's sandboxes; with
+// follow it keeps going until ctx ends.
+func (c *Client) Logs(ctx context.Context, app string, lines int, follow bool, fn func(line []byte) error) error {
+	q := url.Values{"lines": {strconv.Itoa(lines)}}
+	if follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.do(ctx, http.MethodGet, appPath(app, "/logs?"+q.Encode()), nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if err := fn(sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading logs: %w", err)
+	}
+	return nil
+}

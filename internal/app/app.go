@@ -1,0 +1,347 @@
+// Package app is the composition root: it builds every subsystem from the
+// server's configuration, starts them in dependency order and stops them in
+// reverse. A start that fails halfway stops what had already started. Only
+// cmd/ and tests import it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"noops/internal/api"
+	"noops/internal/apiclient"
+	"noops/internal/apitype"
+	"noops/internal/control"
+	"noops/internal/errkind"
+	"noops/internal/gateway"
+	"noops/internal/identity/ca"
+	"noops/internal/image"
+	"noops/internal/netns"
+	"noops/internal/observe/logs"
+	"noops/internal/runtime"
+	"noops/internal/runtime/runc"
+	"noops/internal/store"
+	"noops/internal/store/sqlite"
+	"noops/internal/supervisor"
+
+	_ "noops/internal/build/golang" // registers the Go buildpack
+)
+
+// Config is the server's configuration.
+type Config struct {
+	Data       string   // data folder (state, images, logs, CA)
+	Domain     string   // apps are served at <app>.<Domain>
+	HTTPS      string   // HTTPS listen address
+	HTTP       string   // HTTP listen address ("" or "off" disables)
+	Subnet     string   // sandbox network
+	Bridge     string   // host bridge of the sandbox network ("" → noops0)
+	Runc       string   // runc binary ("" → on PATH)
+	PluginDirs []string // CNI plugin folders
+	Shim       []string // command that runs the sandbox shim (default: this binary's `shim`)
+	Logger     *slog.Logger
+	Version    string
+
+	// Tuning, mostly for tests.
+	StartTimeout time.Duration
+}
+
+func (c Config) runc() string {
+	if c.Runc == "" {
+		return "runc"
+	}
+	return c.Runc
+}
+
+// App is a running platform.
+type App struct {
+	cfg Config
+	log *slog.Logger
+
+	lock    *lock
+	store   store.Store
+	ca      *ca.CA
+	images  *image.Store
+	net     *netns.Network
+	driver  runtime.Driver
+	gateway *gateway.Gateway
+	super   *supervisor.Supervisor
+	plane   *control.Plane
+	api     *http.Server
+	apiLn   net.Listener
+
+	started []component
+}
+
+type component struct {
+	name string
+	stop func(context.Context) error
+}
+
+// New checks the machine and configuration; Start does the work.
+func New(cfg Config) (*App, error) {
+	if cfg.Data == "" {
+		return nil, errkind.Errorf(errkind.Invalid, "no data folder given")
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.HTTPS == "" {
+		cfg.HTTPS = ":443"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if len(cfg.PluginDirs) == 0 {
+		cfg.PluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
+	}
+	if len(cfg.Shim) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the noops binary for the sandbox shim: %w", err)
+		}
+		cfg.Shim = []string{exe, "shim"}
+	}
+	abs, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("resolving data folder: %w", err)
+	}
+	cfg.Data = abs
+	if err := Preflight(cfg); err != nil {
+		return nil, err
+	}
+	return &App{cfg: cfg, log: cfg.Logger}, nil
+}
+
+func (a *App) path(elem ...string) string {
+	return filepath.Join(append([]string{a.cfg.Data}, elem...)...)
+}
+
+// Start brings the platform up. On error everything started is stopped.
+func (a *App) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			if serr := a.Stop(context.WithoutCancel(ctx)); serr != nil {
+				a.log.Warn("stopping after a failed start", "err", serr)
+			}
+		}
+	}()
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"data folder", a.startData},
+		{"store", a.startStore},
+		{"certificate authority", a.startCA},
+		{"image store", a.startImages},
+		{"network", a.startNetwork},
+		{"runtime", a.startRuntime},
+		{"gateway", a.startGateway},
+		{"supervisor", a.startSupervisor},
+		{"control plane", a.startControl},
+		{"admin API", a.startAPI},
+	}
+	for _, s := range steps {
+		if err := s.fn(ctx); err != nil {
+			if errkind.Of(err) != errkind.Internal {
+				return err
+			}
+			return fmt.Errorf("starting %s: %w", s.name, err)
+		}
+	}
+	a.log.Info("noops is serving", "data", a.cfg.Data, "https", a.HTTPSAddr(), "domain", a.cfg.Domain)
+	return nil
+}
+
+func (a *App) started1(name string, stop func(context.Context) error) {
+	a.started = append(a.started, component{name: name, stop: stop})
+}
+
+// Stop stops what was started, in reverse order. Sandboxes keep running
+// and are adopted by the next server.
+func (a *App) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(a.started) - 1; i >= 0; i-- {
+		c := a.started[i]
+		if err := c.stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", c.name, err))
+		}
+	}
+	a.started = nil
+	return errors.Join(errs...)
+}
+
+// StopSandboxes stops every app's sandboxes (for `noops server
+// --stop-sandboxes` and tests); a plain Stop leaves them running.
+func (a *App) StopSandboxes(ctx context.Context) error {
+	if a.super == nil {
+		return nil
+	}
+	return a.super.StopAll(ctx)
+}
+
+func (a *App) startData(context.Context) error {
+	for _, d := range []string{a.cfg.Data} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("creating data folder %s: %w", d, err)
+		}
+	}
+	l, err := lockData(a.cfg.Data)
+	if err != nil {
+		return err
+	}
+	a.lock = l
+	a.started1("data folder lock", func(context.Context) error { return l.release() })
+	return nil
+}
+
+func (a *App) startStore(context.Context) error {
+	db, err := sqlite.Open(a.path("state.db"))
+	if err != nil {
+		return err
+	}
+	a.store = db
+	a.started1("store", func(context.Context) error { return db.Close() })
+	return nil
+}
+
+func (a *App) startCA(context.Context) error {
+	c, err := ca.Open(a.path("ca"), time.Now)
+	if err != nil {
+		return err
+	}
+	a.ca = c
+	return nil
+}
+
+func (a *App) startImages(context.Context) error {
+	im, err := image.Open(a.path("images"))
+	if err != nil {
+		return err
+	}
+	a.images = im
+	return nil
+}
+
+func (a *App) startNetwork(context.Context) error {
+	n, err := netns.New(netns.Config{Bridge: a.cfg.Bridge, Subnet: a.cfg.Subnet, PluginDirs: a.cfg.PluginDirs, StateDir: a.path("net")})
+	if err != nil {
+		return err
+	}
+	a.net = n
+	return nil
+}
+
+func (a *App) startRuntime(context.Context) error {
+	d, err := runc.New(runc.Config{Root: a.path("sandboxes"), Runc: a.cfg.Runc, Shim: a.cfg.Shim, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.driver = d
+	return nil
+}
+
+func (a *App) startGateway(ctx context.Context) error {
+	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log})
+	a.ca.Allow(g.HasHost)
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	a.gateway = g
+	a.started1("gateway", g.Stop)
+	return nil
+}
+
+func (a *App) startSupervisor(ctx context.Context) error {
+	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log},
+		a.store, a.driver, a.net, a.images, a.gateway)
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	a.super = s
+	a.started1("supervisor", s.Stop)
+	return nil
+}
+
+func (a *App) startControl(ctx context.Context) error {
+	p := control.New(control.Config{Data: a.cfg.Data, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log}, a.store, a.images, a.super)
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	a.plane = p
+	a.started1("control plane", p.Stop)
+	return nil
+}
+
+func (a *App) startAPI(context.Context) error {
+	sock := apiclient.SocketPath(a.cfg.Data)
+	if err := os.Remove(sock); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("removing stale socket %s: %w", sock, err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", sock, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("restricting %s: %w", sock, err)
+	}
+	h := api.Handler(api.Config{Plane: a.plane, Audit: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
+		Status: a.status, CARoot: a.ca.RootPEM, Logger: a.log})
+	srv := &http.Server{Handler: h, ConnContext: api.ConnContext, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin API stopped", "err", err)
+		}
+	}()
+	a.api, a.apiLn = srv, ln
+	a.started1("admin API", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx) // waits for requests in flight (deploys stream until done)
+		_ = os.Remove(sock)
+		return err
+	})
+	return nil
+}
+
+func (a *App) status() apitype.Status {
+	s := apitype.Status{Version: a.cfg.Version, Domain: a.cfg.Domain, HTTPS: a.HTTPSAddr(), Data: a.cfg.Data, Pid: os.Getpid()}
+	if _, h := a.gateway.Addr(); h != nil {
+		s.HTTP = h.String()
+	}
+	return s
+}
+
+// HTTPSAddr is the address the gateway serves HTTPS on.
+func (a *App) HTTPSAddr() string {
+	if a.gateway == nil {
+		return ""
+	}
+	if h, _ := a.gateway.Addr(); h != nil {
+		return h.String()
+	}
+	return ""
+}
+
+// portSuffix is ":PORT" for URLs, or "" for 443.
+func portSuffix(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "443" || port == "" {
+		return ""
+	}
+	return ":" + port
+}
+
+// Domain is the domain apps are served under.
+func (a *App) Domain() string { return a.cfg.Domain }
+
+// RootPEM is the internal CA's root certificate.
+func (a *App) RootPEM() []byte { return a.ca.RootPEM() }

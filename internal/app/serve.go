@@ -1,0 +1,32 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"noops/internal/cli"
+)
+
+// Serve runs the platform until ctx ends, for `noops server`.
+func Serve(ctx context.Context, o cli.ServerOptions) error {
+	a, err := New(Config{Data: o.Data, Domain: o.Domain, HTTPS: o.HTTPS, HTTP: o.HTTP, Subnet: o.Subnet, Logger: o.Logger, Version: o.Version})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	if o.Ready != nil {
+		o.Ready(a.HTTPSAddr())
+	}
+	<-ctx.Done()
+	o.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if o.StopSandboxes {
+		if err := a.StopSandboxes(sctx); err != nil {
+			o.Logger.Warn("stopping sandboxes", "err", err)
+		}
+	}
+	return a.Stop(sctx)
+}

@@ -1,0 +1,291 @@
+package control
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"noops/internal/build"
+	"noops/internal/errkind"
+	"noops/internal/image"
+	"noops/internal/source"
+	"noops/internal/spec"
+	"noops/internal/store"
+	"noops/internal/supervisor"
+)
+
+// Images is the image store as the control plane uses it.
+type Images interface {
+	Put(img v1.Image, ref string) (v1.Hash, error)
+	Resolve(ref string) (v1.Hash, bool, error)
+}
+
+// Progress receives a deploy's stages and log lines as they happen.
+type Progress interface {
+	Stage(name string)
+	Log(line string)
+}
+
+// DeployRequest is an uploaded app.
+type DeployRequest struct {
+	App     string
+	Archive io.Reader // gzipped tar as source.Pack writes it
+	SHA256  string    // hex digest of the archive, checked after receipt; "" skips the check
+}
+
+// Deploy receives an archive, builds it (or reuses the image of identical
+// source), records an immutable release and rolls it out. Nothing changes
+// unless the new release is healthy: a failed build or rollout leaves the
+// live release serving.
+func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (store.Release, error) {
+	var rel store.Release
+	if err := spec.ValidAppName(req.App); err != nil {
+		return rel, err
+	}
+	done, err := p.claim(req.App, "a deploy")
+	if err != nil {
+		return rel, err
+	}
+	defer done()
+
+	work, err := os.MkdirTemp(filepath.Join(p.cfg.Data, "tmp"), "deploy-"+req.App+"-")
+	if err != nil {
+		return rel, diskErr("creating a work folder", err)
+	}
+	defer os.RemoveAll(work)
+	out.Stage("receiving")
+	src := filepath.Join(work, "src")
+	if err := receive(req, work, src); err != nil {
+		return rel, err
+	}
+	m, err := spec.Load(src)
+	if err != nil {
+		return rel, err
+	}
+
+	app, created, err := p.ensureApp(ctx, req.App, m)
+	if err != nil {
+		return rel, err
+	}
+	ok := false
+	defer func() {
+		if created && !ok { // a first deploy that fails leaves no app behind
+			if err := p.store.DeleteApp(context.WithoutCancel(ctx), req.App); err != nil {
+				p.log.Warn("removing app after failed first deploy", "app", req.App, "err", err)
+			}
+		}
+	}()
+
+	out.Stage("building")
+	img, sourceDigest, pack, err := p.build(ctx, req.App, src, m, out)
+	if err != nil {
+		return rel, err
+	}
+	prev, err := p.store.ListReleases(ctx, req.App)
+	if err != nil {
+		return rel, err
+	}
+	env := map[string]string{}
+	replicas := m.Run.Replicas
+	if len(prev) > 0 {
+		env = prev[0].Env
+		if app.Release != 0 {
+			if run, err := supervisor.RunConfig(prev[0]); err == nil && run.Replicas == m.Run.Replicas {
+				replicas = app.Replicas // a `noops scale` sticks until the manifest changes replicas
+			}
+		}
+	}
+	cfg, err := json.Marshal(m.Run)
+	if err != nil {
+		return rel, fmt.Errorf("encoding run config: %w", err)
+	}
+	out.Stage("releasing")
+	rel, err = p.store.CreateRelease(ctx, store.Release{App: req.App, Image: img.String(), SourceDigest: sourceDigest,
+		Buildpack: pack, Config: cfg, Env: env, Created: p.cfg.Now(), Status: store.StatusPending, Reason: "deploy"})
+	if err != nil {
+		return rel, err
+	}
+	out.Log(fmt.Sprintf("release %d: image %s", rel.Number, img))
+	out.Stage("rolling-out")
+	if err := p.super.Rollout(ctx, rel, replicas, out.Log); err != nil {
+		ok = !created || app.Release != 0
+		return rel, err
+	}
+	ok = true
+	rel.Status = store.StatusLive
+	return rel, nil
+}
+
+func (p *Plane) ensureApp(ctx context.Context, name string, m *spec.Manifest) (store.App, bool, error) {
+	a, err := p.store.GetApp(ctx, name)
+	if err == nil {
+		return a, false, nil
+	}
+	if !errkind.Is(err, errkind.NotFound) {
+		return a, false, err
+	}
+	a, err = p.store.CreateApp(ctx, store.App{Name: name, Created: p.cfg.Now(), Replicas: m.Run.Replicas})
+	return a, err == nil, err
+}
+
+// build returns the image for src: the one built before from identical
+// source and settings, or a new build.
+func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, out Progress) (v1.Hash, string, string, error) {
+	var none v1.Hash
+	sourceDigest, err := build.SourceDigest(src)
+	if err != nil {
+		return none, "", "", err
+	}
+	base, err := image.BaseLayer()
+	if err != nil {
+		return none, "", "", err
+	}
+	baseDigest, err := base.Digest()
+	if err != nil {
+		return none, "", "", fmt.Errorf("hashing base layer: %w", err)
+	}
+	key := buildKey(sourceDigest, baseDigest.String(), m)
+	ref := "noops.build/" + app + ":" + key
+	if d, found, err := p.images.Resolve(ref); err != nil {
+		return none, "", "", err
+	} else if found {
+		out.Log("source and build settings unchanged: reusing image " + d.String())
+		img, err := p.imageBuildpack(d)
+		return d, sourceDigest, img, err
+	}
+	cache := filepath.Join(p.cfg.Data, "cache", app)
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return none, "", "", diskErr("creating build cache", err)
+	}
+	lw := &lineWriter{fn: out.Log}
+	res, err := build.Build(ctx, build.Request{App: app, Src: src, Cache: cache, Env: m.Build.Env, Log: lw, Now: p.cfg.Now()}, m.Run.Port)
+	lw.Flush()
+	if err != nil {
+		return none, "", "", err
+	}
+	out.Stage("exporting")
+	d, err := p.images.Put(res.Image, ref)
+	if err != nil {
+		return none, "", "", diskErr("storing image", err)
+	}
+	return d, res.SourceDigest, res.Buildpack, nil
+}
+
+func (p *Plane) imageBuildpack(d v1.Hash) (string, error) {
+	type getter interface {
+		Get(v1.Hash) (v1.Image, error)
+	}
+	g, ok := p.images.(getter)
+	if !ok {
+		return "", nil
+	}
+	img, err := g.Get(d)
+	if err != nil {
+		return "", err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return "", fmt.Errorf("reading config of %s: %w", d, err)
+	}
+	return cf.Config.Labels["dev.noops.buildpack"], nil
+}
+
+// buildKey names everything a build's output depends on.
+func buildKey(sourceDigest, base string, m *spec.Manifest) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v1\n%s\n%s\nport=%d\n", sourceDigest, base, m.Run.Port)
+	for _, k := range sortedKeys(m.Build.Env) {
+		fmt.Fprintf(h, "env %s=%s\n", k, m.Build.Env[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// receive stores the upload, checks its digest and unpacks it into src.
+func receive(req DeployRequest, work, src string) error {
+	archive := filepath.Join(work, "source.tar.gz")
+	f, err := os.OpenFile(archive, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return diskErr("receiving upload", err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), req.Archive)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if isDiskFull(err) {
+			return diskErr("receiving upload", err)
+		}
+		return errkind.WithHint(errkind.Invalid, fmt.Errorf("receiving upload: %w (the client may have disconnected); nothing was changed", err), "run the deploy again")
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); req.SHA256 != "" && !strings.EqualFold(got, req.SHA256) {
+		return errkind.WithHint(errkind.Invalid, fmt.Errorf("the upload is incomplete: sha256 %s, client sent %s; nothing was changed", got[:12], req.SHA256), "run the deploy again")
+	}
+	if err := os.Mkdir(src, 0o700); err != nil {
+		return diskErr("unpacking upload", err)
+	}
+	r, err := os.Open(archive)
+	if err != nil {
+		return fmt.Errorf("reading upload: %w", err)
+	}
+	defer r.Close()
+	if _, err := source.Unpack(r, src, source.Limits{}); err != nil {
+		if isDiskFull(err) {
+			return diskErr("unpacking upload", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+func diskErr(doing string, err error) error {
+	if isDiskFull(err) {
+		return errkind.WithHint(errkind.Unavailable, fmt.Errorf("%s: the data folder's disk is full; nothing was changed", doing),
+			"free space on the disk that holds the data folder, then deploy again")
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// lineWriter turns a byte stream into calls with whole lines.
+type lineWriter struct {
+	fn  func(string)
+	buf []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	for {
+		i := strings.IndexByte(string(w.buf), '\n')
+		if i < 0 {
+			break
+		}
+		w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 64<<10 { // a very long line without newline
+		w.Flush()
+	}
+	return len(b), nil
+}
+
+// Flush sends what is left as a last line.
+func (w *lineWriter) Flush() {
+	if len(w.buf) > 0 {
+		w.fn(string(w.buf))
+		w.buf = nil
+	}
+}

@@ -1,0 +1,290 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"noops/internal/errkind"
+	"noops/internal/runtime"
+	"noops/internal/spec"
+	"noops/internal/store"
+)
+
+// instance is one replica slot of an app: a sandbox ID that keeps its
+// identity across restarts of its process.
+type instance struct {
+	id      string
+	app     string
+	rel     store.Release
+	run     spec.Run
+	created time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	state    string // starting, healthy, unhealthy, stopping, exited, backoff, crashloop
+	addr     string
+	pid      int
+	restarts int
+	lastExit string
+	updated  time.Time
+	draining bool // removed from routing on purpose (drain before stop)
+	stopping bool // the supervisor is retiring it: tear down, do not restart
+}
+
+func (in *instance) set(state string, now time.Time) {
+	in.mu.Lock()
+	in.state, in.updated = state, now
+	in.mu.Unlock()
+}
+
+func (in *instance) routable() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.state == "healthy" && !in.draining && in.addr != ""
+}
+
+// why says why the instance is not serving, for the gateway's 503 page.
+func (in *instance) why() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch in.state {
+	case "starting":
+		return fmt.Sprintf("release %d is starting", in.rel.Number)
+	case "backoff", "crashloop":
+		return fmt.Sprintf("release %d crashed (%s) and restarts after a back-off", in.rel.Number, in.lastExit)
+	case "unhealthy":
+		return fmt.Sprintf("release %d fails its health check", in.rel.Number)
+	}
+	return ""
+}
+
+func (in *instance) row() store.Sandbox {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return store.Sandbox{ID: in.id, App: in.app, Release: in.rel.Number, State: in.state, Addr: in.addr,
+		Restarts: in.restarts, LastExit: in.lastExit, Created: in.created, Updated: in.updated}
+}
+
+// Pid returns the sandbox's process id on the host, 0 when not running.
+func (s *Supervisor) Pid(id string) int {
+	st, err := s.driver.State(context.Background(), id)
+	if err != nil || st.Status != runtime.Running {
+		return 0
+	}
+	return st.Pid
+}
+
+func newID(app string, rel int) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", app, rel, hex.EncodeToString(b))
+}
+
+// RunConfig decodes a release's run configuration.
+func RunConfig(r store.Release) (spec.Run, error) {
+	var run spec.Run
+	if len(r.Config) > 0 {
+		if err := json.Unmarshal(r.Config, &run); err != nil {
+			return run, fmt.Errorf("decoding run config of release %d: %w", r.Number, err)
+		}
+	}
+	m := spec.Manifest{Run: run}
+	m.Default()
+	return m.Run, nil
+}
+
+func (s *Supervisor) newInstance(rel store.Release, id string) (*instance, error) {
+	run, err := RunConfig(rel)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		id = newID(rel.App, rel.Number)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	now := s.cfg.Now()
+	in := &instance{id: id, app: rel.App, rel: rel, run: run, created: now, updated: now, state: "starting",
+		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	a := s.app(rel.App)
+	s.mu.Lock()
+	a.insts[id] = in
+	s.mu.Unlock()
+	return in, nil
+}
+
+func (s *Supervisor) forget(in *instance) {
+	a := s.app(in.app)
+	s.mu.Lock()
+	delete(a.insts, in.id)
+	s.mu.Unlock()
+}
+
+func (s *Supervisor) save(in *instance) {
+	if err := s.store.PutSandbox(context.WithoutCancel(in.ctx), in.row()); err != nil {
+		s.log.Warn("recording sandbox", "sandbox", in.id, "err", err)
+	}
+}
+
+// launch creates the sandbox's network and starts its process.
+func (s *Supervisor) launch(in *instance) error {
+	ctx := in.ctx
+	digest, err := v1.NewHash(in.rel.Image)
+	if err != nil {
+		return fmt.Errorf("release %d has a bad image digest: %w", in.rel.Number, err)
+	}
+	img, err := s.images.Get(digest)
+	if err != nil {
+		return fmt.Errorf("loading image of release %d: %w", in.rel.Number, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading image config of release %d: %w", in.rel.Number, err)
+	}
+	layers, err := s.images.Unpack(ctx, digest)
+	if err != nil {
+		return fmt.Errorf("unpacking image of release %d: %w", in.rel.Number, err)
+	}
+	att, err := s.net.Setup(ctx, in.id)
+	if err != nil {
+		return fmt.Errorf("setting up network: %w", err)
+	}
+	uid, gid := parseUser(cf.Config.User)
+	logDir := filepath.Join(s.cfg.LogDir, in.app)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("creating log folder: %w", err)
+	}
+	sp := runtime.Spec{
+		ID:     in.id,
+		Layers: layers,
+		Args:   append(append([]string{}, cf.Config.Entrypoint...), cf.Config.Cmd...),
+		Env:    sandboxEnv(cf.Config.Env, in.run, in.rel),
+		Cwd:    cf.Config.WorkingDir,
+		UID:    uid,
+		GID:    gid,
+		Memory: int64(in.run.Memory),
+		Pids:   in.run.Pids,
+		NetNS:  att.NetNS,
+		Log:    filepath.Join(logDir, in.id+".log"),
+		Labels: map[string]string{"app": in.app, "release": strconv.Itoa(in.rel.Number)},
+	}
+	st, err := s.driver.Start(ctx, sp)
+	if err != nil {
+		_ = s.net.Teardown(context.WithoutCancel(ctx), in.id)
+		return err
+	}
+	in.mu.Lock()
+	in.addr = netip.AddrPortFrom(att.IP, uint16(in.run.Port)).String()
+	in.pid = st.Pid
+	in.mu.Unlock()
+	return nil
+}
+
+// parseUser reads "uid:gid" from an image config; anything else is the
+// platform's non-root user.
+func parseUser(u string) (uint32, uint32) {
+	const nonroot = 65532
+	a, b, _ := strings.Cut(u, ":")
+	uid, err1 := strconv.ParseUint(a, 10, 32)
+	gid, err2 := strconv.ParseUint(b, 10, 32)
+	if err1 != nil || uid == 0 {
+		return nonroot, nonroot
+	}
+	if err2 != nil {
+		gid = uid
+	}
+	return uint32(uid), uint32(gid)
+}
+
+// sandboxEnv layers the image's env, the manifest's run.env, the release's
+// config vars, then PORT, NOOPS_APP and NOOPS_RELEASE, later ones winning.
+func sandboxEnv(image []string, run spec.Run, rel store.Release) []string {
+	env := map[string]string{}
+	var order []string
+	put := func(k, v string) {
+		if _, ok := env[k]; !ok {
+			order = append(order, k)
+		}
+		env[k] = v
+	}
+	for _, kv := range image {
+		k, v, _ := strings.Cut(kv, "=")
+		put(k, v)
+	}
+	for _, m := range []map[string]string{run.Env, rel.Env} {
+		for _, k := range sortedKeys(m) {
+			put(k, m[k])
+		}
+	}
+	put("PORT", strconv.Itoa(run.Port))
+	put("NOOPS_APP", rel.App)
+	put("NOOPS_RELEASE", strconv.Itoa(rel.Number))
+	out := make([]string, len(order))
+	for i, k := range order {
+		out[i] = k + "=" + env[k]
+	}
+	return out
+}
+
+// healthy runs one health check: a listening port and a 2xx/3xx answer.
+func (s *Supervisor) healthy(ctx context.Context, in *instance) error {
+	in.mu.Lock()
+	addr := in.addr
+	in.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+in.run.Health, nil)
+	if err != nil {
+		return fmt.Errorf("building health check: %w", err)
+	}
+	req.Header.Set("User-Agent", "noops-health/1")
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && strings.Contains(err.Error(), "connection refused") {
+			return fmt.Errorf("nothing listens on port %d", in.run.Port)
+		}
+		return fmt.Errorf("GET %s: %w", in.run.Health, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+		return fmt.Errorf("GET %s answered %s", in.run.Health, resp.Status)
+	}
+	return nil
+}
+
+var healthClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+func isNotFound(err error) bool { return errkind.Is(err, errkind.NotFound) }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

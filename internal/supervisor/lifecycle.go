@@ -1,0 +1,248 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"noops/internal/runtime"
+)
+
+type exitResult struct {
+	exit runtime.Exit
+	err  error
+}
+
+// errRetired ends an instance's loop because the supervisor retired it.
+var errRetired = errors.New("retired")
+
+// loop runs an instance until it is retired or the supervisor stops.
+// ready, when not nil, receives the outcome of the first start: nil once the
+// sandbox is healthy, or why it never got there (and the loop ends: a
+// rollout does not retry a release that cannot start).
+func (s *Supervisor) loop(in *instance, adopted bool, ready chan<- error) {
+	defer close(in.done)
+	failures := 0
+	for attempt := 0; ; attempt++ {
+		started := s.cfg.Now()
+		err := s.runOnce(in, adopted, attempt == 0 && ready != nil, ready)
+		adopted = false
+		if in.ctx.Err() != nil {
+			in.mu.Lock()
+			stopping := in.stopping
+			in.mu.Unlock()
+			if stopping {
+				s.teardown(in)
+			}
+			return // server shutdown: leave the sandbox running for the next server
+		}
+		if attempt == 0 && ready != nil && errors.Is(err, errNeverReady) {
+			s.teardown(in)
+			return
+		}
+		// The sandbox ended: clear it away and restart after a back-off.
+		s.cleanup(context.WithoutCancel(in.ctx), in.id)
+		if s.cfg.Now().Sub(started) > time.Minute {
+			failures = 0
+		}
+		failures++
+		delay := s.cfg.BackoffMin << min(failures-1, 20)
+		if delay > s.cfg.BackoffMax || delay <= 0 {
+			delay = s.cfg.BackoffMax
+		}
+		state := "backoff"
+		if failures >= 3 {
+			state = "crashloop"
+			s.log.Warn("sandbox is crash-looping", "app", in.app, "sandbox", in.id, "restarts", in.restarts, "last_exit", in.lastExit, "next_try", delay)
+		}
+		in.mu.Lock()
+		in.restarts++
+		in.addr, in.pid = "", 0
+		in.mu.Unlock()
+		in.set(state, s.cfg.Now())
+		s.save(in)
+		s.publish(in.app)
+		select {
+		case <-time.After(delay):
+		case <-in.ctx.Done():
+			continue // the top of the loop sees the cancellation
+		}
+		in.set("starting", s.cfg.Now())
+	}
+}
+
+// errNeverReady marks a first start that did not become healthy.
+var errNeverReady = errors.New("never became healthy")
+
+// runOnce starts the sandbox (unless adopted), waits for it to be healthy
+// and watches it until it exits or the instance is cancelled.
+func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- error) error {
+	if !adopted {
+		in.set("starting", s.cfg.Now())
+		s.save(in)
+		if err := s.launch(in); err != nil {
+			in.mu.Lock()
+			in.lastExit = "start failed: " + err.Error()
+			in.mu.Unlock()
+			s.log.Warn("starting sandbox", "app", in.app, "sandbox", in.id, "err", err)
+			if first {
+				ready <- fmt.Errorf("starting sandbox %s: %w", in.id, err)
+				return errNeverReady
+			}
+			return err
+		}
+		s.save(in)
+	}
+	exited := make(chan exitResult, 1)
+	go func() {
+		e, err := s.driver.Wait(in.ctx, in.id)
+		exited <- exitResult{e, err}
+	}()
+
+	if err := s.awaitHealthy(in, exited, adopted); err != nil {
+		if first {
+			ready <- err
+			return errNeverReady
+		}
+		return err
+	}
+	in.set("healthy", s.cfg.Now())
+	s.save(in)
+	s.publish(in.app)
+	if first {
+		ready <- nil
+	}
+	return s.watch(in, exited)
+}
+
+// awaitHealthy polls the health check quickly until it passes, the sandbox
+// exits or the start timeout passes.
+func (s *Supervisor) awaitHealthy(in *instance, exited <-chan exitResult, adopted bool) error {
+	deadline := time.NewTimer(s.cfg.StartTimeout)
+	defer deadline.Stop()
+	wait := 5 * time.Millisecond
+	var last error
+	for {
+		if last = s.healthy(in.ctx, in); last == nil {
+			return nil
+		}
+		select {
+		case r := <-exited:
+			s.recordExit(in, r)
+			return fmt.Errorf("release %d exited before it became healthy (%s); see `noops logs %s`", in.rel.Number, in.lastExitText(), in.app)
+		case <-in.ctx.Done():
+			return in.ctx.Err()
+		case <-deadline.C:
+			if adopted {
+				return fmt.Errorf("adopted sandbox %s is not healthy: %w", in.id, last)
+			}
+			return fmt.Errorf("release %d did not pass its health check within %s: %v", in.rel.Number, s.cfg.StartTimeout, last)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+}
+
+// watch checks a healthy sandbox until it exits; three failed checks in a
+// row take it out of routing and restart it.
+func (s *Supervisor) watch(in *instance, exited <-chan exitResult) error {
+	tick := time.NewTicker(s.cfg.CheckInterval)
+	defer tick.Stop()
+	fails := 0
+	for {
+		select {
+		case r := <-exited:
+			s.recordExit(in, r)
+			return fmt.Errorf("exited: %s", in.lastExitText())
+		case <-in.ctx.Done():
+			return in.ctx.Err()
+		case <-tick.C:
+			if err := s.healthy(in.ctx, in); err != nil {
+				fails++
+				s.log.Warn("health check failed", "app", in.app, "sandbox", in.id, "err", err, "in_a_row", fails)
+				if fails == 1 {
+					continue
+				}
+				in.set("unhealthy", s.cfg.Now())
+				s.save(in)
+				s.publish(in.app)
+				if fails >= 3 {
+					in.mu.Lock()
+					in.lastExit = "killed after 3 failed health checks: " + err.Error()
+					in.mu.Unlock()
+					return errors.New(in.lastExitText())
+				}
+				continue
+			}
+			if fails > 0 {
+				fails = 0
+				in.set("healthy", s.cfg.Now())
+				s.save(in)
+				s.publish(in.app)
+			}
+		}
+	}
+}
+
+func (in *instance) lastExitText() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.lastExit
+}
+
+func (s *Supervisor) recordExit(in *instance, r exitResult) {
+	text := ExitText(r.exit)
+	if r.err != nil {
+		text = "lost: " + r.err.Error()
+	}
+	in.mu.Lock()
+	in.lastExit = text
+	in.mu.Unlock()
+	in.set("exited", s.cfg.Now())
+	s.save(in)
+	s.publish(in.app)
+	s.log.Warn("sandbox exited", "app", in.app, "sandbox", in.id, "release", in.rel.Number, "exit", text)
+}
+
+// ExitText describes an exit for people: "exit 2", "SIGKILL (out of memory)".
+func ExitText(e runtime.Exit) string {
+	var t string
+	switch {
+	case e.Signal != "":
+		t = e.Signal
+	default:
+		t = fmt.Sprintf("exit %d", e.Code)
+	}
+	if e.OOMKilled {
+		t += " (out of memory)"
+	}
+	return t
+}
+
+// teardown removes a retired instance completely.
+func (s *Supervisor) teardown(in *instance) {
+	ctx := context.WithoutCancel(in.ctx)
+	in.set("stopping", s.cfg.Now())
+	s.cleanup(ctx, in.id)
+	if err := s.store.DeleteSandbox(ctx, in.id); err != nil {
+		s.log.Warn("forgetting sandbox", "sandbox", in.id, "err", err)
+	}
+	s.forget(in)
+	s.publish(in.app)
+}
+
+// retire drains an instance and stops it for good.
+func (s *Supervisor) retire(ctx context.Context, in *instance) {
+	in.mu.Lock()
+	in.draining, in.stopping = true, true
+	in.mu.Unlock()
+	s.publish(in.app)
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	if err := s.router.Drain(dctx, in.id); err != nil {
+		s.log.Warn("draining sandbox", "sandbox", in.id, "err", err)
+	}
+	cancel()
+	in.cancel()
+	<-in.done
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the machine packages noops needs, from the distribution's archive,
+# only when they are missing. Idempotent.
+set -euo pipefail
+
+need=()
+command -v runc >/dev/null 2>&1 || need+=(runc)
+if [ ! -x /usr/lib/cni/bridge ] && [ ! -x /opt/cni/bin/bridge ]; then need+=(containernetworking-plugins); fi
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+[ -d /usr/share/zoneinfo ] || need+=(tzdata)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v git >/dev/null 2>&1 || need+=(git)
+# Benchmarks compare against these peers.
+if [ "${NOOPS_SETUP_BENCH:-0}" = 1 ]; then
+  command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "setup: Go is not installed; noops builds Go apps with the host's Go toolchain (install Go 1.22+)" >&2
+  exit 1
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "setup: runc, CNI plugins and iproute2 are present"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: missing ${need[*]}; run as root: sudo make setup" >&2
+  exit 1
+fi
+echo "setup: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${need[@]}"

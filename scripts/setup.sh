@@ -16,6 +16,8 @@ if [ "${NOOPS_SETUP_BENCH:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v jq >/dev/null 2>&1 || need+=(jq)
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then

@@ -44,8 +44,8 @@ func newDemo(e *env) *cobra.Command {
 			return e.demo(cmd.Context(), https, http, example)
 		},
 	}
-	c.Flags().StringVar(&https, "https", ":443", "HTTPS address for a server the demo starts")
-	c.Flags().StringVar(&http, "http", ":80", "HTTP address for a server the demo starts (\"off\" disables)")
+	c.Flags().StringVar(&https, "https", envOr("NOOPS_HTTPS", ":443"), "HTTPS address for a server the demo starts (also NOOPS_HTTPS)")
+	c.Flags().StringVar(&http, "http", envOr("NOOPS_HTTP", ":80"), "HTTP address for a server the demo starts, \"off\" disables (also NOOPS_HTTP)")
 	c.Flags().StringVar(&example, "example", "examples/hello-go", "app folder to deploy")
 	c.Flags().BoolVar(&stop, "stop", false, "stop the demo's server and its sandboxes")
 	return c

@@ -17,7 +17,6 @@ import (
 
 	"noops/internal/build"
 	"noops/internal/errkind"
-	"noops/internal/image"
 	"noops/internal/source"
 	"noops/internal/spec"
 	"noops/internal/store"
@@ -28,6 +27,8 @@ import (
 type Images interface {
 	Put(img v1.Image, ref string) (v1.Hash, error)
 	Resolve(ref string) (v1.Hash, bool, error)
+	Get(d v1.Hash) (v1.Image, error)
+	Base() (v1.Layer, error)
 }
 
 // Progress receives a deploy's stages and log lines as they happen.
@@ -146,7 +147,7 @@ func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, ou
 	if err != nil {
 		return none, "", "", err
 	}
-	base, err := image.BaseLayer()
+	base, err := p.images.Base()
 	if err != nil {
 		return none, "", "", err
 	}
@@ -168,7 +169,8 @@ func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, ou
 		return none, "", "", diskErr("creating build cache", err)
 	}
 	lw := &lineWriter{fn: out.Log}
-	res, err := build.Build(ctx, build.Request{App: app, Src: src, Cache: cache, Env: m.Build.Env, Log: lw, Now: p.cfg.Now()}, m.Run.Port)
+	res, err := build.Build(ctx, build.Request{App: app, Src: src, Cache: cache, Env: m.Build.Env, Port: m.Run.Port,
+		Base: base, Log: lw, Now: p.cfg.Now()})
 	lw.Flush()
 	if err != nil {
 		return none, "", "", err
@@ -182,14 +184,7 @@ func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, ou
 }
 
 func (p *Plane) imageBuildpack(d v1.Hash) (string, error) {
-	type getter interface {
-		Get(v1.Hash) (v1.Image, error)
-	}
-	g, ok := p.images.(getter)
-	if !ok {
-		return "", nil
-	}
-	img, err := g.Get(d)
+	img, err := p.images.Get(d)
 	if err != nil {
 		return "", err
 	}

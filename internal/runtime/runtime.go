@@ -17,8 +17,8 @@ type Spec struct {
 	Args   []string          // entrypoint and arguments; Args[0] is a path inside the image
 	Env    []string          // KEY=VALUE
 	Cwd    string            // working folder inside the sandbox; "/" when empty
-	UID    uint32            // user and group the process runs as (65532 by default)
-	GID    uint32            //
+	UID    uint32            // user and group the process runs as; 0 means 65532 (runc never runs a sandbox as root)
+	GID    uint32            // 0 means the same as UID
 	Memory int64             // memory limit in bytes; 0 means the driver's default (256 MiB)
 	Pids   int64             // pids limit; 0 means the driver's default (256)
 	NetNS  string            // path of the network namespace to join; "" means the host's (fake only)

@@ -75,19 +75,8 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 		progress(fmt.Sprintf("stopping %s of release %d", in.id, in.rel.Number))
 		s.retire(ctx, in)
 	}
-	if _, err := s.store.UpdateApp(ctx, rel.App, func(app *store.App) error {
-		if app.Release != 0 && app.Release != rel.Number {
-			if err := s.store.SetReleaseStatus(ctx, rel.App, app.Release, store.StatusSuperseded, ""); err != nil {
-				return err
-			}
-		}
-		app.Release, app.Replicas = rel.Number, replicas
-		return nil
-	}); err != nil {
+	if _, err := s.store.Promote(ctx, rel.App, rel.Number, replicas, rel.Reason); err != nil {
 		return fmt.Errorf("recording release %d of %s as live: %w", rel.Number, rel.App, err)
-	}
-	if err := s.store.SetReleaseStatus(ctx, rel.App, rel.Number, store.StatusLive, rel.Reason); err != nil {
-		return fmt.Errorf("marking release %d of %s live: %w", rel.Number, rel.App, err)
 	}
 	return nil
 }
@@ -117,7 +106,7 @@ func (s *Supervisor) current(app string, skip int) []*instance {
 // Scale sets the app's replica count and starts or stops sandboxes of the
 // live release to match. New replicas must pass their health check.
 func (s *Supervisor) Scale(ctx context.Context, app string, n int) error {
-	if _, err := s.store.UpdateApp(ctx, app, func(a *store.App) error { a.Replicas = n; return nil }); err != nil {
+	if _, err := s.store.SetReplicas(ctx, app, n); err != nil {
 		return fmt.Errorf("recording replicas of %s: %w", app, err)
 	}
 	return s.Reconcile(ctx, app)

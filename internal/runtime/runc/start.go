@@ -1,0 +1,236 @@
+package runc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"noops/internal/errkind"
+	"noops/internal/runtime"
+)
+
+// validate checks spec for this driver; errors are errkind.Invalid.
+func (d *Driver) validate(spec runtime.Spec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	invalid := func(format string, args ...any) error {
+		return errkind.Errorf(errkind.Invalid, "sandbox %s: "+format, append([]any{spec.ID}, args...)...)
+	}
+	if len(spec.Layers) == 0 {
+		return invalid("no image layers")
+	}
+	for _, l := range spec.Layers {
+		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\n") {
+			return invalid("layer %q: want an absolute path without ':' or ','", l)
+		}
+		if fi, err := os.Stat(l); err != nil || !fi.IsDir() {
+			return invalid("layer %q is not a folder", l)
+		}
+	}
+	if spec.NetNS != "" {
+		if !filepath.IsAbs(spec.NetNS) {
+			return invalid("network namespace %q is not an absolute path", spec.NetNS)
+		}
+		if _, err := os.Stat(spec.NetNS); err != nil {
+			return invalid("network namespace: %v", err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Dir(spec.Log)); err != nil || !fi.IsDir() {
+		return invalid("log folder %s does not exist", filepath.Dir(spec.Log))
+	}
+	return nil
+}
+
+// report is what the shim tells Start on its fd 3.
+type report struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Start makes the bundle of spec and starts its shim, which runs the
+// sandbox; it returns once the sandbox's process runs (or failed to).
+func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, error) {
+	if err := d.validate(spec); err != nil {
+		return runtime.State{}, err
+	}
+	oci, err := OCISpec(spec, d.cfg.CgroupParent)
+	if err != nil {
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", spec.ID, err)
+	}
+	if !swapAccounting() {
+		oci.Linux.Resources.Memory.Swap = nil // the kernel cannot limit it; runc would fail
+	}
+	bundle := d.bundle(spec.ID)
+	if _, err := os.Stat(filepath.Join(d.runcRoot, spec.ID)); err == nil {
+		return runtime.State{}, errkind.Errorf(errkind.Conflict, "starting sandbox %s: runc already has a container of that name", spec.ID)
+	}
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return runtime.State{}, errkind.Errorf(errkind.Conflict, "starting sandbox %s: it already exists", spec.ID)
+		}
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", spec.ID, err)
+	}
+	d.mu.Lock()
+	d.starting[spec.ID] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.starting, spec.ID)
+		d.mu.Unlock()
+	}()
+
+	rec := sandboxRecord{ID: spec.ID, Labels: spec.Labels, Log: spec.Log, Created: time.Now().UTC()}
+	pid, err := d.startBundle(ctx, spec, bundle, oci, &rec)
+	if err != nil {
+		if cerr := d.remove(context.WithoutCancel(ctx), spec.ID); cerr != nil {
+			d.log.Warn("cleaning up a sandbox that failed to start", "sandbox", spec.ID, "err", cerr)
+		}
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", spec.ID, err)
+	}
+	return runtime.State{ID: spec.ID, Status: runtime.Running, Pid: pid, Labels: copyLabels(rec.Labels), Started: rec.Started}, nil
+}
+
+// startBundle fills the bundle, starts the shim and waits for its report.
+func (d *Driver) startBundle(ctx context.Context, spec runtime.Spec, bundle string, oci *specs.Spec, rec *sandboxRecord) (int, error) {
+	if err := writeJSON(filepath.Join(bundle, configFile), oci); err != nil {
+		return 0, err
+	}
+	rootfs := filepath.Join(bundle, rootfsDir)
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		return 0, fmt.Errorf("making the root folder: %w", err)
+	}
+	if err := mountRootfs(rootfs, spec.Layers, d.skel); err != nil {
+		return 0, err
+	}
+	if err := writeJSON(filepath.Join(bundle, sandboxFile), rec); err != nil {
+		return 0, err
+	}
+	pid, err := d.startShim(ctx, spec, bundle)
+	if err != nil {
+		return 0, err
+	}
+	rec.Started = time.Now().UTC()
+	if err := writeJSON(filepath.Join(bundle, sandboxFile), rec); err != nil {
+		return 0, err
+	}
+	return pid, nil
+}
+
+// shimArgs are the arguments the driver gives RunShim.
+func (d *Driver) shimArgs(spec runtime.Spec, bundle string) []string {
+	return []string{"--id", spec.ID, "--bundle", bundle, "--runc", d.runc, "--runc-root", d.runcRoot, "--log", spec.Log}
+}
+
+// startShim starts the shim detached (own session, stdio on /dev/null) and
+// returns the sandbox process's pid that it reports.
+func (d *Driver) startShim(ctx context.Context, spec runtime.Spec, bundle string) (int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("making the shim's report pipe: %w", err)
+	}
+	defer r.Close()
+	args := append(append([]string{}, d.cfg.Shim[1:]...), d.shimArgs(spec, bundle)...)
+	cmd := exec.Command(d.cfg.Shim[0], args...)
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{w} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return 0, fmt.Errorf("starting the shim %s: %w", d.cfg.Shim[0], err)
+	}
+	go func() {
+		// Reap the shim when it ends, which is when the sandbox's process
+		// has; a later driver finds what it recorded in the bundle.
+		_ = cmd.Wait()
+	}()
+	if err := os.WriteFile(filepath.Join(bundle, shimPidFile), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return 0, fmt.Errorf("recording the shim's pid: %w", err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = r.SetReadDeadline(time.Now()) })
+	defer stop()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the shim and the runc it runs
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return 0, fmt.Errorf("waiting for the shim: %w", err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Pid <= 0 && rep.Error == "" {
+		return 0, fmt.Errorf("the shim ended without a report (%s)", tail(filepath.Join(bundle, shimLogFile)))
+	}
+	if rep.Error != "" {
+		kind := errkind.Internal
+		if userFault(rep.Error) {
+			kind = errkind.Invalid
+		}
+		return 0, errkind.E(kind, errors.New(rep.Error))
+	}
+	return rep.Pid, nil
+}
+
+// userFault reports whether runc's message blames the image or the spec
+// (a missing entrypoint or working folder) rather than the platform.
+func userFault(msg string) bool {
+	for _, s := range []string{"exec:", "chdir to cwd", "container init: mkdir", "executable file not found", "exec format error"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// tail returns the end of a diagnostics file, for an error message.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no shim log: " + err.Error()
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > 2000 {
+		s = "…" + s[len(s)-2000:]
+	}
+	if s == "" {
+		return "the shim log is empty"
+	}
+	return s
+}
+
+// swapAccounting reports whether a memory+swap limit can be set: always
+// on cgroup v2, only with swap accounting on v1.
+func swapAccounting() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return true
+	}
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}
+
+func copyLabels(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

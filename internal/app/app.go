@@ -235,6 +235,9 @@ func (a *App) startNetwork(context.Context) error {
 		return err
 	}
 	a.net = n
+	// Stopped last of the sandbox parts: it releases the bridge and the
+	// namespace mount only once no sandbox is attached.
+	a.started1("network", n.Close)
 	return nil
 }
 
@@ -250,6 +253,7 @@ func (a *App) startRuntime(context.Context) error {
 func (a *App) startGateway(ctx context.Context) error {
 	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log})
 	a.ca.Allow(g.HasHost)
+	a.ca.Fallback(a.cfg.Domain) // unknown apps get a 404 page over valid TLS
 	if err := g.Start(ctx); err != nil {
 		return err
 	}

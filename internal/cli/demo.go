@@ -55,7 +55,7 @@ func (e *env) demo(ctx context.Context, https, http, example string) error {
 	if err := e.ensureServer(ctx, https, http); err != nil {
 		return err
 	}
-	ev, err := e.deploy(&cobra.Command{}, example, "")
+	ev, err := e.deploy(ctx, example, "")
 	if err != nil {
 		return err
 	}

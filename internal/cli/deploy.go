@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -29,7 +30,7 @@ func newDeploy(e *env) *cobra.Command {
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			ev, err := e.deploy(cmd, dir, app)
+			ev, err := e.deploy(cmd.Context(), dir, app)
 			if err != nil {
 				return err
 			}
@@ -74,7 +75,7 @@ func appName(dir, flag string) (string, error) {
 
 var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
-func (e *env) deploy(cmd *cobra.Command, dir, flagApp string) (apitype.DeployEvent, error) {
+func (e *env) deploy(ctx context.Context, dir, flagApp string) (apitype.DeployEvent, error) {
 	var none apitype.DeployEvent
 	fi, err := os.Stat(dir)
 	if err != nil || !fi.IsDir() {
@@ -106,7 +107,7 @@ func (e *env) deploy(cmd *cobra.Command, dir, flagApp string) (apitype.DeployEve
 	}
 	p.line(fmt.Sprintf("    %d files, %s (%s compressed), %d ignored", st.Files, human(st.Bytes), human(size), st.Skipped))
 	body := p.upload(tmp, size)
-	ev, err := e.client().Deploy(cmd.Context(), app, body, size, hex.EncodeToString(h.Sum(nil)), p.event)
+	ev, err := e.client().Deploy(ctx, app, body, size, hex.EncodeToString(h.Sum(nil)), p.event)
 	p.done()
 	return ev, err
 }

@@ -62,7 +62,8 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.loop(in, false, ready) }()
 		if err := <-ready; err != nil {
-			started = started[:len(started)-1] // its loop already removed it
+			<-in.done // its loop removes it; a failed deploy returns once it is gone
+			started = started[:len(started)-1]
 			return fail(err)
 		}
 		progress(fmt.Sprintf("replica %d/%d healthy at %s", i+1, replicas, in.row().Addr))
@@ -141,6 +142,7 @@ func (s *Supervisor) Reconcile(ctx context.Context, app string) error {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.loop(in, false, ready) }()
 		if err := <-ready; err != nil {
+			<-in.done
 			errs = append(errs, err)
 			break
 		}

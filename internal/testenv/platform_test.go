@@ -265,7 +265,7 @@ func TestPlatform(t *testing.T) {
 				"undefined: undefinedThing", errkind.Invalid},
 			{"manifest typo", func(d string) { edit(t, d, "noops.yaml", "port: 8080", "prot: 8080") },
 				"line 3: field prot not found", errkind.Invalid},
-			{"never listens", func(d string) { edit(t, d, "noops.yaml", "port: 8080", "port: 9999") },
+			{"never listens", func(d string) { edit(t, d, "main.go", `Addr: ":" + port`, `Addr: "127.0.0.1:" + port`) },
 				"did not pass its health check", errkind.Invalid},
 			{"no app", func(d string) { os.Remove(filepath.Join(d, "go.mod")) },
 				"no recognised app", errkind.Invalid},
@@ -304,7 +304,7 @@ func TestPlatform(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(after) != len(before) {
-			t.Fatalf("after restart %d sandboxes, want %d", len(after), len(before))
+			t.Fatalf("after restart %d sandboxes %+v, want %d: %+v", len(after), after, len(before), before)
 		}
 		for i := range before {
 			if after[i].ID != before[i].ID || after[i].Pid != before[i].Pid {

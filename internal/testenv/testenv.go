@@ -59,17 +59,31 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "noops-bin-")
+		// One stable place per machine (go build's cache makes a rebuild
+		// cheap); built beside it and renamed so that test processes running
+		// at the same time never see half a binary.
+		dir := filepath.Join(os.TempDir(), "noops-testbin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
+		tmp, err := os.CreateTemp(dir, "noops-*")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		binary = filepath.Join(dir, "noops")
-		cmd := exec.Command("go", "build", "-o", binary, "noops/cmd/noops")
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command("go", "build", "-o", tmp.Name(), "noops/cmd/noops")
 		cmd.Dir = RepoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("building noops: %v\n%s", err, out)
+			return
+		}
+		binary = filepath.Join(dir, "noops")
+		if err := os.Rename(tmp.Name(), binary); err != nil {
+			buildErr = err
 		}
 	})
 	if buildErr != nil {

@@ -51,7 +51,8 @@ type CA struct {
 	imu   sync.Mutex // guards inter; held while rotating it
 	inter *issuer
 
-	allow atomic.Pointer[func(string) bool]
+	allow    atomic.Pointer[func(string) bool]
+	fallback atomic.Pointer[string] // domain whose unserved hosts get a wildcard certificate
 
 	mu        sync.RWMutex // guards leaves and inflight
 	leaves    map[string]*leaf

@@ -36,6 +36,31 @@ func (c *CA) Allow(allow func(host string) bool) {
 	c.allow.Store(&allow)
 }
 
+// Fallback makes GetCertificate answer a name that Allow refuses but that
+// is one label under domain ("nosuch.example.test") with one wildcard
+// certificate for "*.domain", so that a client asking for an app that does
+// not exist (or no longer does) reaches the gateway's 404 page over valid
+// TLS. Only that one certificate is ever minted for refused names. An empty
+// domain turns the fallback off.
+func (c *CA) Fallback(domain string) {
+	domain = strings.ToLower(strings.Trim(domain, "."))
+	c.fallback.Store(&domain)
+}
+
+// wildcardFor returns "*.domain" when name is one label under the fallback
+// domain, else "".
+func (c *CA) wildcardFor(name string) string {
+	d := c.fallback.Load()
+	if d == nil || *d == "" {
+		return ""
+	}
+	label, rest, ok := strings.Cut(name, ".")
+	if !ok || label == "" || rest != *d {
+		return ""
+	}
+	return "*." + *d
+}
+
 // GetCertificate returns a certificate for the server name the client asked
 // for, issuing it on first use and again when less than a third of its
 // lifetime remains. It is meant for tls.Config.GetCertificate. A hello without
@@ -50,7 +75,11 @@ func (c *CA) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error
 		return nil, errkind.Errorf(errkind.Invalid, "choosing certificate for %q: not a valid host name", name)
 	}
 	if allow := c.allow.Load(); allow == nil || !(*allow)(name) {
-		return nil, errkind.Errorf(errkind.Permission, "choosing certificate for %q: not a host served here", name)
+		wild := c.wildcardFor(name)
+		if wild == "" {
+			return nil, errkind.Errorf(errkind.Permission, "choosing certificate for %q: not a host served here", name)
+		}
+		name = wild
 	}
 	c.mu.RLock()
 	l := c.leaves[name]

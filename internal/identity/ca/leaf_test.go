@@ -302,3 +302,47 @@ func BenchmarkGetCertificateCached(b *testing.B) {
 		}
 	}
 }
+
+func TestGetCertificateFallsBackToWildcard(t *testing.T) {
+	c, clk, _ := newCA(t)
+	c.Allow(func(h string) bool { return h == "app.example.test" })
+	hello := func(name string) *tls.ClientHelloInfo { return &tls.ClientHelloInfo{ServerName: name} }
+	if _, err := c.GetCertificate(hello("gone.example.test")); err == nil {
+		t.Fatal("GetCertificate(gone) without a fallback succeeded, want refusal")
+	}
+	c.Fallback("example.test")
+	tests := []struct {
+		name, host, wantSAN string
+		ok                  bool
+	}{
+		{"served host gets its own", "app.example.test", "app.example.test", true},
+		{"unserved app gets the wildcard", "gone.example.test", "*.example.test", true},
+		{"another unserved app shares it", "other.example.test", "*.example.test", true},
+		{"two labels deep is refused", "a.b.example.test", "", false},
+		{"another domain is refused", "gone.elsewhere.test", "", false},
+		{"the bare domain is refused", "example.test", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cert, err := c.GetCertificate(hello(tc.host))
+			if !tc.ok {
+				if err == nil {
+					t.Fatalf("GetCertificate(%q) = %v, want refusal", tc.host, cert.Leaf.DNSNames)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("GetCertificate(%q) = %v", tc.host, err)
+			}
+			if got := cert.Leaf.DNSNames; len(got) != 1 || got[0] != tc.wantSAN {
+				t.Errorf("GetCertificate(%q) SANs = %v, want [%s]", tc.host, got, tc.wantSAN)
+			}
+			verify(t, c, cert, tc.host, clk.Now(), x509.ExtKeyUsageServerAuth)
+		})
+	}
+	a, _ := c.GetCertificate(hello("x1.example.test"))
+	b, _ := c.GetCertificate(hello("x2.example.test"))
+	if a != b {
+		t.Error("unserved hosts got different certificates, want the one cached wildcard")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -87,6 +88,10 @@ func Handler(cfg Config) http.Handler {
 	handle("GET /v1/apps/{app}/env", s.env)
 	handle("POST /v1/apps/{app}/env", s.setEnv)
 	handle("GET /v1/apps/{app}/logs", s.logs)
+	// Profiles of the running server, for operators (the socket is root's).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("/", s.wrap("", func(w http.ResponseWriter, r *http.Request) error {
 		return errkind.Errorf(errkind.NotFound, "no API endpoint %s %s", r.Method, r.URL.Path)
 	}))
@@ -118,6 +123,7 @@ func (s *server) wireError(r *http.Request, err error) apitype.Error {
 	k := errkind.Of(err)
 	e := apitype.Error{Kind: k.String(), Message: err.Error(), Hint: errkind.HintOf(err)}
 	if k == errkind.Internal {
+		e.Message = "the server could not complete the request"
 		if errors.Is(err, context.Canceled) {
 			e.Message = "the request was cancelled"
 		}

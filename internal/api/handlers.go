@@ -217,6 +217,10 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
 		return err
 	}
+	// A full-duplex handler that returns without reading the whole body
+	// (a deploy refused before the upload ends) makes net/http panic when
+	// it reads the next request (golang/go#68560); closing it first avoids that.
+	defer r.Body.Close()
 	st := newStreamer(w)
 	rel, err := s.cfg.Plane.Deploy(r.Context(), control.DeployRequest{App: app, Archive: r.Body, SHA256: r.Header.Get("X-Noops-Sha256")}, st)
 	if rel.Number > 0 {

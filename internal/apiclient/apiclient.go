@@ -254,6 +254,9 @@ func (c *Client) Deploy(ctx context.Context, app string, archive io.Reader, size
 		case "result":
 			return ev, nil
 		case "error":
+			if ev.Error == nil {
+				return ev, &Error{Body: apitype.Error{Kind: "internal", Message: "the server reported a failed deploy without a reason"}}
+			}
 			return ev, &Error{Body: *ev.Error}
 		}
 		if onEvent != nil {

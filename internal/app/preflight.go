@@ -21,6 +21,11 @@ func Preflight(cfg Config) error {
 		return errkind.WithHint(errkind.Permission, errors.New("noops server must run as root: it creates sandboxes with runc, mounts and network namespaces"),
 			"run it with sudo")
 	}
+	return checkTools(cfg)
+}
+
+// checkTools checks the programs the server runs: runc and the CNI plugins.
+func checkTools(cfg Config) error {
 	if _, err := exec.LookPath(cfg.runc()); err != nil {
 		return errkind.WithHint(errkind.Unavailable, fmt.Errorf("runc is not installed (looked for %q)", cfg.runc()),
 			"run `make setup`, or `apt-get install runc`")

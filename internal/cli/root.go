@@ -79,8 +79,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, serve Ser
 		return 0
 	}
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
-		fmt.Fprintf(stderr, "noops: %v\nhint: see `noops %s --help`\n", err, commandPath(root, args))
+	if errors.As(err, &ue) || (!classified(err) && isCobraUsage(err)) {
+		help := "noops --help"
+		if p := commandPath(root, args); p != "" {
+			help = "noops " + p + " --help"
+		}
+		fmt.Fprintf(stderr, "noops: %v\nhint: see `%s`\n", err, help)
 		return 2
 	}
 	fmt.Fprintf(stderr, "noops: %v\n", err)
@@ -133,6 +137,15 @@ func (e *env) table(header string, rows [][]string) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// classified reports whether err came from the server or was classified
+// by noops: such an error is never one of cobra's usage errors, whatever
+// its message says.
+func classified(err error) bool {
+	var ae *apiclient.Error
+	var ke *errkind.Error
+	return errors.As(err, &ae) || errors.As(err, &ke)
 }
 
 func isCobraUsage(err error) bool {

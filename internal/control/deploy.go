@@ -198,9 +198,9 @@ func (p *Plane) imageBuildpack(d v1.Hash) (string, error) {
 // buildKey names everything a build's output depends on.
 func buildKey(sourceDigest, base string, m *spec.Manifest) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "v1\n%s\n%s\nport=%d\n", sourceDigest, base, m.Run.Port)
+	fmt.Fprintf(h, "v2\n%q\n%q\nport=%d\n", sourceDigest, base, m.Run.Port)
 	for _, k := range sortedKeys(m.Build.Env) {
-		fmt.Fprintf(h, "env %s=%s\n", k, m.Build.Env[k])
+		fmt.Fprintf(h, "env %q=%q\n", k, m.Build.Env[k]) // quoted: a value cannot fake another entry
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }

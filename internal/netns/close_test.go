@@ -39,3 +39,28 @@ func TestCloseKeepsAttachedSandboxesThenCleansUp(t *testing.T) {
 		t.Errorf("bridge %s still exists after Close", tn.bridge)
 	}
 }
+
+func TestCreateThenAttach(t *testing.T) {
+	tn := newTestNet(t, 24, "")
+	ctx := context.Background()
+	if _, err := tn.Attach(ctx, "early"); err == nil {
+		t.Fatal("Attach before Create succeeded, want an error")
+	}
+	path, err := tn.Create("early")
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if path != tn.nsPath("early") || !isNS(path) {
+		t.Fatalf("Create = %q, want a namespace at %q", path, tn.nsPath("early"))
+	}
+	if _, err := tn.Create("early"); err == nil {
+		t.Error("second Create of one id succeeded, want a conflict")
+	}
+	att, err := tn.Attach(ctx, "early")
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	if att.NetNS != path || !tn.Subnet().Contains(att.IP) {
+		t.Errorf("Attach = %+v, want namespace %s and an address in %s", att, path, tn.Subnet())
+	}
+}

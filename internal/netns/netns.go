@@ -154,16 +154,42 @@ func (n *Network) Bridge() string { return n.bridge }
 func (n *Network) Subnet() netip.Prefix { return n.subnet }
 
 // Setup creates a network namespace for sandbox id and attaches it to the
-// bridge. On failure it undoes what it did. An id that already has a
-// namespace is a conflict.
+// bridge: Create then Attach. On failure it undoes what it did. An id that
+// already has a namespace is a conflict.
 func (n *Network) Setup(ctx context.Context, id string) (Attachment, error) {
+	if _, err := n.Create(id); err != nil {
+		return Attachment{}, err
+	}
+	return n.Attach(ctx, id)
+}
+
+// Create makes the empty network namespace of sandbox id (only lo, down)
+// and returns its path. It is quick; Attach, the slow part, can then run
+// while the sandbox is being started in the namespace. An id that already
+// has a namespace is a conflict.
+func (n *Network) Create(id string) (string, error) {
+	if err := validID(id); err != nil {
+		return "", err
+	}
+	defer n.lock(id)()
+	path := n.nsPath(id)
+	if err := createNS(path); err != nil {
+		return "", fmt.Errorf("creating network namespace of sandbox %s: %w", id, err)
+	}
+	return path, nil
+}
+
+// Attach connects the namespace that Create made to the bridge and gives it
+// an address. On failure it removes the namespace too: the caller only sees
+// an error and need not tear down.
+func (n *Network) Attach(ctx context.Context, id string) (Attachment, error) {
 	if err := validID(id); err != nil {
 		return Attachment{}, err
 	}
 	defer n.lock(id)()
 	path := n.nsPath(id)
-	if err := createNS(path); err != nil {
-		return Attachment{}, fmt.Errorf("creating network namespace of sandbox %s: %w", id, err)
+	if !isNS(path) {
+		return Attachment{}, errkind.Errorf(errkind.NotFound, "attaching sandbox %s: it has no network namespace (Create first)", id)
 	}
 	att, err := n.attach(ctx, id, path)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"noops/internal/errkind"
+	"noops/internal/netns"
 	"noops/internal/runtime"
 	"noops/internal/spec"
 	"noops/internal/store"
@@ -163,10 +164,24 @@ func (s *Supervisor) launch(in *instance) error {
 	if err != nil {
 		return fmt.Errorf("unpacking image of release %d: %w", in.rel.Number, err)
 	}
-	att, err := s.net.Setup(ctx, in.id)
+	// The namespace exists at once; attaching it to the bridge (the CNI
+	// plugins, tens of milliseconds) runs while runc starts the sandbox in
+	// it. The app may bind its port before eth0 has its address; it is
+	// reachable, and health-checked, only once both are done.
+	t0 := time.Now()
+	nsPath, err := s.net.Create(in.id)
 	if err != nil {
-		return fmt.Errorf("setting up network: %w", err)
+		return fmt.Errorf("creating network namespace: %w", err)
 	}
+	type attached struct {
+		att netns.Attachment
+		err error
+	}
+	attc := make(chan attached, 1)
+	go func() {
+		att, err := s.net.Attach(ctx, in.id)
+		attc <- attached{att, err}
+	}()
 	uid, gid := parseUser(cf.Config.User)
 	logDir := filepath.Join(s.cfg.LogDir, in.app)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
@@ -182,15 +197,23 @@ func (s *Supervisor) launch(in *instance) error {
 		GID:    gid,
 		Memory: int64(in.run.Memory),
 		Pids:   in.run.Pids,
-		NetNS:  att.NetNS,
+		NetNS:  nsPath,
 		Log:    filepath.Join(logDir, in.id+".log"),
 		Labels: map[string]string{"app": in.app, "release": strconv.Itoa(in.rel.Number)},
 	}
 	st, err := s.driver.Start(ctx, sp)
-	if err != nil {
+	a := <-attc
+	if err == nil && a.err != nil {
+		err = fmt.Errorf("attaching network: %w", a.err)
+		s.cleanup(context.WithoutCancel(ctx), in.id)
+	} else if err != nil {
 		_ = s.net.Teardown(context.WithoutCancel(ctx), in.id)
+	}
+	if err != nil {
 		return err
 	}
+	att := a.att
+	s.log.Debug("sandbox started", "sandbox", in.id, "took", time.Since(t0))
 	in.mu.Lock()
 	in.addr = netip.AddrPortFrom(att.IP, uint16(in.run.Port)).String()
 	in.pid = st.Pid

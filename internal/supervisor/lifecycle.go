@@ -47,10 +47,7 @@ func (s *Supervisor) loop(in *instance, adopted bool, ready chan<- error) {
 			failures = 0
 		}
 		failures++
-		delay := s.cfg.BackoffMin << min(failures-1, 20)
-		if delay > s.cfg.BackoffMax || delay <= 0 {
-			delay = s.cfg.BackoffMax
-		}
+		delay := backoff(failures, s.cfg.BackoffMin, s.cfg.BackoffMax)
 		state := "backoff"
 		if failures >= 3 {
 			state = "crashloop"
@@ -70,6 +67,23 @@ func (s *Supervisor) loop(in *instance, adopted bool, ready chan<- error) {
 		}
 		in.set("starting", s.cfg.Now())
 	}
+}
+
+// backoff is the delay before a restart after failures failures in a row
+// (counting from 1): lo doubled for each failure after the first, capped at
+// hi. It never overflows, and a non-positive lo gives hi.
+func backoff(failures int, lo, hi time.Duration) time.Duration {
+	if lo <= 0 || lo > hi {
+		return hi
+	}
+	d := lo
+	for i := 1; i < failures; i++ {
+		if d > hi/2 {
+			return hi
+		}
+		d *= 2
+	}
+	return d
 }
 
 // errNeverReady marks a first start that did not become healthy.
@@ -121,7 +135,12 @@ func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- err
 func (s *Supervisor) awaitHealthy(in *instance, exited <-chan exitResult, adopted bool) error {
 	deadline := time.NewTimer(s.cfg.StartTimeout)
 	defer deadline.Stop()
-	wait := 5 * time.Millisecond
+	// Poll every 10ms for the first two seconds (a refused connection is
+	// cheap, and each millisecond here is one of the deploy's), then every
+	// 100ms.
+	const fast, slow = 10 * time.Millisecond, 100 * time.Millisecond
+	begun := time.Now()
+	wait := fast
 	var last error
 	for {
 		if last = s.healthy(in.ctx, in); last == nil {
@@ -140,7 +159,9 @@ func (s *Supervisor) awaitHealthy(in *instance, exited <-chan exitResult, adopte
 			return fmt.Errorf("release %d did not pass its health check within %s: %v", in.rel.Number, s.cfg.StartTimeout, last)
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, 200*time.Millisecond)
+		if time.Since(begun) > 2*time.Second {
+			wait = slow
+		}
 	}
 }
 

@@ -69,17 +69,35 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 		progress(fmt.Sprintf("replica %d/%d healthy at %s", i+1, replicas, in.row().Addr))
 		if i < len(old) {
 			progress(fmt.Sprintf("draining %s of release %d", old[i].id, old[i].rel.Number))
-			s.retire(ctx, old[i])
+			s.retireLater(ctx, a, old[i])
 		}
 	}
 	for _, in := range old[min(replicas, len(old)):] {
 		progress(fmt.Sprintf("stopping %s of release %d", in.id, in.rel.Number))
-		s.retire(ctx, in)
+		s.retireLater(ctx, a, in)
 	}
 	if _, err := s.store.Promote(ctx, rel.App, rel.Number, replicas, rel.Reason); err != nil {
 		return fmt.Errorf("recording release %d of %s as live: %w", rel.Number, rel.App, err)
 	}
 	return nil
+}
+
+// retireLater takes in out of routing at once and drains and stops it in
+// the background: a rollout returns as soon as the new release serves, and
+// requests in flight on the old replica still finish (StopApp and Stop wait
+// for it).
+func (s *Supervisor) retireLater(ctx context.Context, a *appState, in *instance) {
+	in.mu.Lock()
+	in.draining, in.stopping = true, true
+	in.mu.Unlock()
+	s.publish(in.app)
+	a.retiring.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer a.retiring.Done()
+		s.retire(ctx, in)
+	}()
 }
 
 func liveHint(app string, hadLive bool) string {
@@ -164,6 +182,7 @@ func (s *Supervisor) StopApp(ctx context.Context, app string) error {
 	for _, in := range s.current(app, -1) {
 		s.retire(ctx, in)
 	}
+	a.retiring.Wait() // replicas of earlier releases still draining
 	s.router.RemoveApp(app)
 	return nil
 }

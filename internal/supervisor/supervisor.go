@@ -23,7 +23,10 @@ import (
 
 // Network gives sandboxes their own network namespace.
 type Network interface {
-	Setup(ctx context.Context, id string) (netns.Attachment, error)
+	// Create makes the sandbox's empty namespace and returns its path;
+	// Attach then connects it to the bridge (on failure it removes it).
+	Create(id string) (string, error)
+	Attach(ctx context.Context, id string) (netns.Attachment, error)
 	Teardown(ctx context.Context, id string) error
 }
 
@@ -93,9 +96,10 @@ type Supervisor struct {
 
 // appState is what the supervisor runs for one app.
 type appState struct {
-	name    string
-	rollout sync.Mutex // one rollout, scale or stop at a time
-	insts   map[string]*instance
+	name     string
+	rollout  sync.Mutex     // one rollout, scale or stop at a time
+	retiring sync.WaitGroup // replicas being drained in the background
+	insts    map[string]*instance
 }
 
 // New returns a supervisor; Start adopts what is running and begins work.

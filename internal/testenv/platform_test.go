@@ -292,6 +292,9 @@ func TestPlatform(t *testing.T) {
 		}
 	})
 
+	t.Run("a full disk during upload changes nothing", func(t *testing.T) { testFullDisk(t, e, "hello") })
+	t.Run("a client gone mid-upload changes nothing", func(t *testing.T) { testDisconnect(t, e, "hello") })
+
 	t.Run("server restart re-adopts sandboxes", func(t *testing.T) {
 		before, _ := e.Client.Ps(ctx, "hello")
 		e.Restart(t)

@@ -31,9 +31,14 @@ test: lint build
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
+# Each fuzzer for FUZZTIME; the seeds also run in `make test`.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./internal/spec -run '^$$' -fuzz FuzzParse -fuzztime 30s
-	$(GO) test ./internal/source -run '^$$' -fuzz FuzzUnpack -fuzztime 30s
+	$(GO) test ./internal/spec -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/source -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/image -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/api -run '^$$' -fuzz FuzzRequestBodies -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/gateway -run '^$$' -fuzz FuzzAppOf -fuzztime $(FUZZTIME)
 
 bench: build
 	./bench/run.sh

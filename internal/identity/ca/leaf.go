@@ -42,13 +42,19 @@ func (c *CA) Allow(allow func(host string) bool) {
 // not exist (or no longer does) reaches the gateway's 404 page over valid
 // TLS. Only that one certificate is ever minted for refused names. An empty
 // domain turns the fallback off.
+//
+// Clients refuse a wildcard directly under a one-label domain ("*.localhost"
+// is too broad for curl and browsers), so under such a domain, which is a
+// local set-up, the refused name gets a certificate of its own instead,
+// held in the same bounded cache as the others.
 func (c *CA) Fallback(domain string) {
 	domain = strings.ToLower(strings.Trim(domain, "."))
 	c.fallback.Store(&domain)
 }
 
-// wildcardFor returns "*.domain" when name is one label under the fallback
-// domain, else "".
+// wildcardFor returns the name to certify for a refused name that is one
+// label under the fallback domain: "*.domain", or the name itself under a
+// one-label domain; else "".
 func (c *CA) wildcardFor(name string) string {
 	d := c.fallback.Load()
 	if d == nil || *d == "" {
@@ -57,6 +63,9 @@ func (c *CA) wildcardFor(name string) string {
 	label, rest, ok := strings.Cut(name, ".")
 	if !ok || label == "" || rest != *d {
 		return ""
+	}
+	if !strings.Contains(*d, ".") {
+		return name
 	}
 	return "*." + *d
 }

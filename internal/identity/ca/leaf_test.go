@@ -345,4 +345,18 @@ func TestGetCertificateFallsBackToWildcard(t *testing.T) {
 	if a != b {
 		t.Error("unserved hosts got different certificates, want the one cached wildcard")
 	}
+
+	// Under a one-label domain a wildcard would be refused by clients, so
+	// the name gets its own certificate.
+	c.Fallback("localhost")
+	cert, err := c.GetCertificate(hello("gone.localhost"))
+	if err != nil {
+		t.Fatalf("GetCertificate(gone.localhost) = %v", err)
+	}
+	if got := cert.Leaf.DNSNames; len(got) != 1 || got[0] != "gone.localhost" {
+		t.Errorf("GetCertificate(gone.localhost) SANs = %v, want [gone.localhost]", got)
+	}
+	if _, err := c.GetCertificate(hello("a.b.localhost")); err == nil {
+		t.Error("GetCertificate(a.b.localhost) succeeded, want refusal")
+	}
 }

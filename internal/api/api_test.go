@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"noops/internal/api"
+	"noops/internal/api/apitest"
 	"noops/internal/apitype"
 	"noops/internal/control"
 	"noops/internal/errkind"
@@ -31,8 +32,8 @@ var testNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 // SQLite audit log.
 type apiEnv struct {
 	h     http.Handler
-	plane *fakePlane
-	logs  *fakeLogs
+	plane *apitest.Plane
+	logs  *apitest.Logs
 	audit *sqlite.DB
 	log   *syncBuffer
 }
@@ -44,8 +45,8 @@ func newAPI(t *testing.T) *apiEnv {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &apiEnv{plane: newFakePlane(testNow), logs: &fakeLogs{lines: map[string][]string{}}, audit: db, log: &syncBuffer{}}
-	e.plane.addApp("web", 2)
+	e := &apiEnv{plane: apitest.NewPlane(testNow), logs: &apitest.Logs{Lines: map[string][]string{}}, audit: db, log: &syncBuffer{}}
+	e.plane.AddApp("web", 2)
 	e.h = api.Handler(api.Config{
 		Plane:  e.plane,
 		Audit:  db,
@@ -116,7 +117,7 @@ func TestErrorKindToStatus(t *testing.T) {
 		t.Run(tc.kind.String(), func(t *testing.T) {
 			t.Parallel()
 			e := newAPI(t)
-			e.plane.err = errkind.WithHint(tc.kind, errors.New("the "+tc.kind.String()+" message"), "the "+tc.kind.String()+" hint")
+			e.plane.Err = errkind.WithHint(tc.kind, errors.New("the "+tc.kind.String()+" message"), "the "+tc.kind.String()+" hint")
 			for _, call := range []struct{ method, path, body string }{
 				{"GET", "/v1/apps", ""},
 				{"GET", "/v1/apps/web", ""},
@@ -158,7 +159,7 @@ func TestInternalErrorNotLeaked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newAPI(t)
-			e.plane.err = tc.err
+			e.plane.Err = tc.err
 			w := e.do("GET", "/v1/apps", "")
 			if w.Code != http.StatusInternalServerError {
 				t.Fatalf("GET /v1/apps with an internal error: status %d, want 500", w.Code)
@@ -260,7 +261,7 @@ func TestStrictDecoding(t *testing.T) {
 			if got.Kind != "invalid" || !strings.Contains(got.Message, tc.wantMsg) {
 				t.Errorf("POST %s %s: error %+v, want invalid saying %q", tc.path, tc.body, got, tc.wantMsg)
 			}
-			for _, c := range e.plane.callLog() {
+			for _, c := range e.plane.Calls() {
 				if !strings.HasPrefix(c, "App ") {
 					t.Errorf("POST %s %s reached the plane: %s", tc.path, tc.body, c)
 				}
@@ -341,9 +342,9 @@ func TestEnvValuesNeverAudited(t *testing.T) {
 			e := newAPI(t)
 			e.do("POST", "/v1/apps/web/env", tc.body)
 			// and once more when the plane refuses the change
-			e.plane.mu.Lock()
-			e.plane.fail["web"] = errkind.Errorf(errkind.Conflict, "a deploy of web is in progress")
-			e.plane.mu.Unlock()
+			e.plane.Lock()
+			e.plane.Fail["web"] = errkind.Errorf(errkind.Conflict, "a deploy of web is in progress")
+			e.plane.Unlock()
 			e.do("POST", "/v1/apps/web/env", tc.body)
 			rows := e.auditLog(t)
 			if len(rows) != 2 {
@@ -361,7 +362,7 @@ func TestEnvValuesNeverAudited(t *testing.T) {
 func TestReadsNotAudited(t *testing.T) {
 	t.Parallel()
 	e := newAPI(t)
-	e.logs.lines["web"] = []string{`{"line":"hi"}`}
+	e.logs.Lines["web"] = []string{`{"line":"hi"}`}
 	for _, path := range []string{
 		"/v1/status", "/v1/ca/root", "/v1/audit", "/v1/apps", "/v1/apps/web", "/v1/apps/web/releases",
 		"/v1/apps/web/ps", "/v1/apps/web/env", "/v1/apps/web/logs", "/v1/apps/ghost", "/v1/apps/web/logs?lines=-1",
@@ -452,7 +453,7 @@ func TestDeployRefusesNonGzip(t *testing.T) {
 			if got.Kind != "invalid" || !strings.Contains(got.Message, "application/gzip") {
 				t.Errorf("deploy with Content-Type %q: error %+v, want invalid naming application/gzip", tc.ct, got)
 			}
-			for _, c := range e.plane.callLog() {
+			for _, c := range e.plane.Calls() {
 				if strings.HasPrefix(c, "Deploy") {
 					t.Errorf("deploy with Content-Type %q reached the plane", tc.ct)
 				}
@@ -564,7 +565,7 @@ func TestDeployErrorEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newAPI(t)
-			e.plane.deploy = func(ctx context.Context, req control.DeployRequest, out control.Progress) (store.Release, error) {
+			e.plane.DeployFunc = func(ctx context.Context, req control.DeployRequest, out control.Progress) (store.Release, error) {
 				out.Stage("receiving")
 				io.Copy(io.Discard, req.Archive)
 				out.Log("building…")
@@ -618,7 +619,7 @@ func TestDeployErrorEvent(t *testing.T) {
 func TestDeployRefusedBeforeUpload(t *testing.T) {
 	t.Parallel()
 	e := newAPI(t)
-	e.plane.fail["web"] = errkind.WithHint(errkind.Conflict, errors.New("a deploy of web is in progress"), "wait for it to finish")
+	e.plane.Fail["web"] = errkind.WithHint(errkind.Conflict, errors.New("a deploy of web is in progress"), "wait for it to finish")
 	httpLog := &syncBuffer{}
 	srv := httptest.NewUnstartedServer(e.h)
 	srv.Config.ErrorLog = log.New(httpLog, "", 0)
@@ -667,7 +668,7 @@ func TestLogs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newAPI(t)
-			e.logs.lines["web"] = lines
+			e.logs.Lines["web"] = lines
 			w := e.do("GET", "/v1/apps/web/logs"+tc.query, "")
 			if w.Code != tc.wantStatus {
 				t.Fatalf("GET logs%s: status %d, want %d", tc.query, w.Code, tc.wantStatus)
@@ -682,7 +683,7 @@ func TestLogs(t *testing.T) {
 			} else if got := wireError(t, w); got.Kind != "invalid" || !strings.Contains(got.Message, "lines") {
 				t.Errorf("GET logs%s: error %+v, want invalid naming lines", tc.query, got)
 			}
-			if got := e.logs.askedFor(); !reflect.DeepEqual(got, tc.wantAsked) {
+			if got := e.logs.AskedFor(); !reflect.DeepEqual(got, tc.wantAsked) {
 				t.Errorf("GET logs%s asked Tail for %q, want %q", tc.query, got, tc.wantAsked)
 			}
 		})
@@ -699,7 +700,7 @@ func TestLogsOfMissingApp(t *testing.T) {
 	if got := wireError(t, w); got.Kind != "not_found" || got.Hint == "" {
 		t.Errorf("GET /v1/apps/ghost/logs: error %+v, want not_found with a hint", got)
 	}
-	if asked := e.logs.askedFor(); len(asked) != 0 {
+	if asked := e.logs.AskedFor(); len(asked) != 0 {
 		t.Errorf("logs of a missing app asked Tail for %q, want nothing", asked)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"noops/internal/api"
+	"noops/internal/api/apitest"
 	"noops/internal/apitype"
 	"noops/internal/errkind"
 	"noops/internal/store/sqlite"
@@ -29,17 +30,17 @@ var testNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 // DIR/api.sock as `noops server --data DIR` would.
 type server struct {
 	dir   string
-	plane *fakePlane
-	logs  *fakeLogs
+	plane *apitest.Plane
+	logs  *apitest.Logs
 	log   *syncBuffer
 
 	httpLog *syncBuffer // net/http's own complaints: panics, bad requests
 }
 
-func startServer(t *testing.T, setup func(p *fakePlane)) *server {
+func startServer(t *testing.T, setup func(p *apitest.Plane)) *server {
 	t.Helper()
-	s := &server{dir: t.TempDir(), plane: newFakePlane(testNow), logs: &fakeLogs{lines: map[string][]string{}}, log: &syncBuffer{}, httpLog: &syncBuffer{}}
-	s.plane.addApp("web", 2)
+	s := &server{dir: t.TempDir(), plane: apitest.NewPlane(testNow), logs: &apitest.Logs{Lines: map[string][]string{}}, log: &syncBuffer{}, httpLog: &syncBuffer{}}
+	s.plane.AddApp("web", 2)
 	if setup != nil {
 		setup(s.plane)
 	}
@@ -103,9 +104,9 @@ func TestExitCodesByKind(t *testing.T) {
 		// The server tells a client nothing of an internal error but that it happened.
 		{"e-internal", errkind.Internal, 1, "the server could not complete the request", "the server log has the details"},
 	}
-	s := startServer(t, func(p *fakePlane) {
+	s := startServer(t, func(p *apitest.Plane) {
 		for _, k := range kinds {
-			p.fail[k.app] = errkind.WithHint(k.kind, errors.New("the "+k.kind.String()+" message"), "the "+k.kind.String()+" hint")
+			p.Fail[k.app] = errkind.WithHint(k.kind, errors.New("the "+k.kind.String()+" message"), "the "+k.kind.String()+" hint")
 		}
 	})
 	commands := [][]string{
@@ -166,9 +167,9 @@ func TestExitCodeTable(t *testing.T) {
 // words of cobra's usage errors keeps its kind's exit code.
 func TestServerWordingIsNotUsage(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(p *fakePlane) {
-		p.fail["busy"] = errkind.WithHint(errkind.Conflict, errors.New("scaling requires a live release"), "deploy it first")
-		p.fail["odd"] = errkind.Errorf(errkind.Unavailable, "reading the image: invalid argument")
+	s := startServer(t, func(p *apitest.Plane) {
+		p.Fail["busy"] = errkind.WithHint(errkind.Conflict, errors.New("scaling requires a live release"), "deploy it first")
+		p.Fail["odd"] = errkind.Errorf(errkind.Unavailable, "reading the image: invalid argument")
 	})
 	tests := []struct {
 		name, app string
@@ -285,7 +286,7 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, c := range s.plane.callLog() {
+	for _, c := range s.plane.Calls() {
 		if strings.HasPrefix(c, "SetEnv") || strings.HasPrefix(c, "Scale") {
 			t.Errorf("a usage error reached the server: %s", c)
 		}
@@ -305,14 +306,14 @@ func TestAppsJSON(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		setup func(p *fakePlane)
+		setup func(p *apitest.Plane)
 		want  []apitype.App
 	}{
-		{"two apps", func(p *fakePlane) { p.addApp("api", 1) }, []apitype.App{
+		{"two apps", func(p *apitest.Plane) { p.AddApp("api", 1) }, []apitype.App{
 			{Name: "api", Created: testNow, Release: 1, Replicas: 1, URL: "https://api.noops.test/", Healthy: 1},
 			{Name: "web", Created: testNow, Release: 2, Replicas: 1, URL: "https://web.noops.test/", Healthy: 1},
 		}},
-		{"no apps", func(p *fakePlane) { delete(p.apps, "web") }, []apitype.App{}},
+		{"no apps", func(p *apitest.Plane) { delete(p.Known, "web") }, []apitype.App{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,9 +344,9 @@ func TestAppsJSON(t *testing.T) {
 
 func TestAppsTable(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(p *fakePlane) {
-		p.addApp("api", 0) // no release yet
-		p.apps["web"].Replicas = 3
+	s := startServer(t, func(p *apitest.Plane) {
+		p.AddApp("api", 0) // no release yet
+		p.Known["web"].Replicas = 3
 	})
 	code, stdout, stderr := run(t, s.dir, "apps")
 	if code != 0 {
@@ -374,7 +375,7 @@ func TestAppsTable(t *testing.T) {
 func TestCommandsAgainstServer(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	s.logs.lines["web"] = []string{
+	s.logs.Lines["web"] = []string{
 		`{"time":"2025-03-14T15:09:26Z","sandbox":"web-2-0","stream":"stdout","line":"listening"}`,
 		`not json`,
 	}
@@ -454,8 +455,8 @@ func TestChangesAreAuditedWithTheCaller(t *testing.T) {
 
 func TestDeploy(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(p *fakePlane) {
-		p.fail["broken"] = errkind.WithHint(errkind.Invalid, errors.New("release 1 of broken failed: exit 1"), "see `noops logs broken`")
+	s := startServer(t, func(p *apitest.Plane) {
+		p.Fail["broken"] = errkind.WithHint(errkind.Invalid, errors.New("release 1 of broken failed: exit 1"), "see `noops logs broken`")
 	})
 	src := filepath.Join(t.TempDir(), "My App")
 	if err := os.MkdirAll(src, 0o755); err != nil {

@@ -21,6 +21,7 @@ import (
 	"noops/internal/apitype"
 	"noops/internal/control"
 	"noops/internal/errkind"
+	"noops/internal/stack"
 	"noops/internal/store"
 )
 
@@ -37,6 +38,11 @@ type Plane interface {
 	Env(ctx context.Context, app string) (store.Release, error)
 	SetEnv(ctx context.Context, app string, set map[string]string, unset []string) (store.Release, error)
 	URL(app string) string
+	Rebase(ctx context.Context, app string, force bool, out control.Progress) (control.RebaseResult, error)
+	SBOM(ctx context.Context, app string, number int, format string) ([]byte, string, error)
+	Stacks(ctx context.Context) ([]stack.Info, error)
+	BuildStack(ctx context.Context, name string, w io.Writer) (stack.Info, error)
+	UpdateStack(ctx context.Context, name string, w io.Writer) (control.StackUpdate, error)
 }
 
 // Audit is where mutating calls are recorded.
@@ -88,6 +94,11 @@ func Handler(cfg Config) http.Handler {
 	handle("GET /v1/apps/{app}/env", s.env)
 	handle("POST /v1/apps/{app}/env", s.setEnv)
 	handle("GET /v1/apps/{app}/logs", s.logs)
+	handle("GET /v1/apps/{app}/sbom", s.sbom)
+	handle("POST /v1/apps/{app}/rebase", s.rebase)
+	handle("GET /v1/stacks", s.stacks)
+	handle("POST /v1/stacks/{stack}/build", s.buildStack)
+	handle("POST /v1/stacks/{stack}/update", s.updateStack)
 	// Profiles of the running server, for operators (the socket is root's).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -191,6 +202,8 @@ func (s *server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 		target := ""
 		if app := r.PathValue("app"); app != "" {
 			target = "app:" + app
+		} else if st := r.PathValue("stack"); st != "" {
+			target = "stack:" + st
 		}
 		if err != nil && detail == "" {
 			detail = err.Error()

@@ -147,7 +147,7 @@ func (s *server) ps(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]apitype.Sandbox, len(rows))
 	for i, sb := range rows {
-		out[i] = apitype.Sandbox{ID: sb.ID, App: sb.App, Release: sb.Release, State: sb.State, Addr: sb.Addr, Pid: sb.Pid,
+		out[i] = apitype.Sandbox{ID: sb.ID, App: sb.App, Release: sb.Release, Process: sb.Process, State: sb.State, Addr: sb.Addr, Pid: sb.Pid,
 			Restarts: sb.Restarts, LastExit: sb.LastExit, Created: sb.Created, Updated: sb.Updated}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -209,6 +209,10 @@ func (st *streamer) Stage(name string) { st.send(apitype.DeployEvent{Type: "stag
 func (st *streamer) Log(line string)   { st.send(apitype.DeployEvent{Type: "log", Line: line}) }
 
 func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
+	// A deploy refused before its upload is read (an unknown content
+	// type, a deploy already in progress) must still consume or close the
+	// body, or net/http panics on the connection (golang/go#68560).
+	defer r.Body.Close()
 	app := r.PathValue("app")
 	if ct := r.Header.Get("Content-Type"); ct != "application/gzip" {
 		return errkind.Errorf(errkind.Invalid, "a deploy takes an application/gzip body (source.Pack), not %q", ct)
@@ -217,27 +221,17 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
 		return err
 	}
-	// A full-duplex handler that returns without reading the whole body
-	// (a deploy refused before the upload ends) makes net/http panic when
-	// it reads the next request (golang/go#68560); closing it first avoids that.
-	defer r.Body.Close()
-	st := newStreamer(w)
-	rel, err := s.cfg.Plane.Deploy(r.Context(), control.DeployRequest{App: app, Archive: r.Body, SHA256: r.Header.Get("X-Noops-Sha256")}, st)
-	if rel.Number > 0 {
-		setDetail(r, "release "+itoa(rel.Number))
-	}
-	if err != nil {
-		e := s.wireError(r, err)
-		st.send(apitype.DeployEvent{Type: "error", Error: &e})
-		setDetail(r, err.Error())
-		if w, ok := w.(*recorder); ok {
-			w.status = statusOf(errkind.Of(err)) // the audit record keeps the outcome
+	return s.streamed(w, r, func(st *streamer) (apitype.DeployEvent, error) {
+		rel, err := s.cfg.Plane.Deploy(r.Context(), control.DeployRequest{App: app, Archive: r.Body, SHA256: r.Header.Get("X-Noops-Sha256")}, st)
+		if rel.Number > 0 {
+			setDetail(r, "release "+itoa(rel.Number))
 		}
-		return nil
-	}
-	out := releaseType(rel)
-	st.send(apitype.DeployEvent{Type: "result", Release: &out, URL: s.cfg.Plane.URL(app)})
-	return nil
+		if err != nil {
+			return apitype.DeployEvent{}, err
+		}
+		out := releaseType(rel)
+		return apitype.DeployEvent{Release: &out, URL: s.cfg.Plane.URL(app)}, nil
+	})
 }
 
 func (s *server) logs(w http.ResponseWriter, r *http.Request) error {

@@ -225,9 +225,64 @@ func (c *Client) Audit(ctx context.Context, since int64, limit int) ([]apitype.A
 // the result event, or the server's error.
 func (c *Client) Deploy(ctx context.Context, app string, archive io.Reader, size int64, sha256hex string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
 	hdr := http.Header{"Content-Type": {"application/gzip"}, "X-Noops-Sha256": {sha256hex}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+appPath(app, "/deploy"), archive)
+	return c.stream(ctx, appPath(app, "/deploy"), archive, size, hdr, "noops releases "+app, onEvent)
+}
+
+// Rebase puts the app's live release on its stack's current run image.
+func (c *Client) Rebase(ctx context.Context, app string, force bool, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	return c.streamJSON(ctx, appPath(app, "/rebase"), apitype.RebaseRequest{Force: force}, "noops releases "+app, onEvent)
+}
+
+// Stacks lists the stacks.
+func (c *Client) Stacks(ctx context.Context) ([]apitype.Stack, error) {
+	var out []apitype.Stack
+	return out, c.getJSON(ctx, "/v1/stacks", &out)
+}
+
+// BuildStack builds a stack's images, streaming progress.
+func (c *Client) BuildStack(ctx context.Context, name string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	return c.streamJSON(ctx, "/v1/stacks/"+url.PathEscape(name)+"/build", struct{}{}, "noops stack list", onEvent)
+}
+
+// UpdateStack updates a stack to the archive's newest packages.
+func (c *Client) UpdateStack(ctx context.Context, name string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	return c.streamJSON(ctx, "/v1/stacks/"+url.PathEscape(name)+"/update", struct{}{}, "noops stack list", onEvent)
+}
+
+// SBOM returns an app release's SBOM (release 0: the live one) in format
+// (cyclonedx, spdx or inventory).
+func (c *Client) SBOM(ctx context.Context, app string, release int, format string) ([]byte, error) {
+	q := url.Values{"format": {format}}
+	if release > 0 {
+		q.Set("release", strconv.Itoa(release))
+	}
+	resp, err := c.do(ctx, http.MethodGet, appPath(app, "/sbom?"+q.Encode()), nil, nil)
 	if err != nil {
-		return apitype.DeployEvent{}, fmt.Errorf("building deploy request: %w", err)
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, errkind.E(errkind.Unavailable, fmt.Errorf("reading the SBOM: %w", err))
+	}
+	return b, nil
+}
+
+func (c *Client) streamJSON(ctx context.Context, path string, in any, where string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return apitype.DeployEvent{}, fmt.Errorf("encoding request: %w", err)
+	}
+	return c.stream(ctx, path, bytes.NewReader(b), int64(len(b)), http.Header{"Content-Type": {"application/json"}}, where, onEvent)
+}
+
+// stream POSTs body and reads the NDJSON events the server answers with
+// until the result or an error. where names the command that shows what
+// happened if the stream ends early.
+func (c *Client) stream(ctx context.Context, path string, body io.Reader, size int64, hdr http.Header, where string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, body)
+	if err != nil {
+		return apitype.DeployEvent{}, fmt.Errorf("building request %s: %w", path, err)
 	}
 	req.Header = hdr
 	req.ContentLength = size
@@ -248,14 +303,14 @@ func (c *Client) Deploy(ctx context.Context, app string, archive io.Reader, size
 	for sc.Scan() {
 		var ev apitype.DeployEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return ev, fmt.Errorf("decoding deploy stream: %w", err)
+			return ev, fmt.Errorf("decoding the server's stream: %w", err)
 		}
 		switch ev.Type {
 		case "result":
 			return ev, nil
 		case "error":
 			if ev.Error == nil {
-				return ev, &Error{Body: apitype.Error{Kind: "internal", Message: "the server reported a failed deploy without a reason"}}
+				return ev, errkind.Errorf(errkind.Internal, "the server reported an error without saying what")
 			}
 			return ev, &Error{Body: *ev.Error}
 		}
@@ -264,9 +319,9 @@ func (c *Client) Deploy(ctx context.Context, app string, archive io.Reader, size
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return apitype.DeployEvent{}, errkind.E(errkind.Unavailable, fmt.Errorf("reading deploy stream: %w", err))
+		return apitype.DeployEvent{}, errkind.E(errkind.Unavailable, fmt.Errorf("reading the server's stream: %w", err))
 	}
-	return apitype.DeployEvent{}, errkind.Errorf(errkind.Unavailable, "the server closed the deploy stream without a result; see `noops releases %s`", app)
+	return apitype.DeployEvent{}, errkind.Errorf(errkind.Unavailable, "the server closed the stream without a result; see `%s`", where)
 }
 
 // Logs calls fn with each log line (JSON) of the app's sandboxes; with

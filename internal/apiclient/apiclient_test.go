@@ -244,7 +244,7 @@ func TestDeploy(t *testing.T) {
 			name:       "error event without a body",
 			stream:     []string{`{"type":"error"}`},
 			wantKind:   errkind.Internal,
-			wantMsg:    "without a reason",
+			wantMsg:    "without saying what",
 			wantEvents: nil,
 		},
 		{
@@ -265,7 +265,7 @@ func TestDeploy(t *testing.T) {
 			name:     "garbled stream",
 			stream:   []string{stage, `{"type":`},
 			wantKind: errkind.Internal,
-			wantMsg:  "decoding deploy stream",
+			wantMsg:  "decoding the server's stream",
 			// the stage before the garbled line is still reported
 			wantEvents: []apitype.DeployEvent{{Type: "stage", Stage: "building"}},
 		},

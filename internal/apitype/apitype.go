@@ -44,6 +44,7 @@ type Sandbox struct {
 	ID       string    `json:"id"`
 	App      string    `json:"app"`
 	Release  int       `json:"release"`
+	Process  string    `json:"process"` // web or worker
 	State    string    `json:"state"`
 	Addr     string    `json:"addr,omitempty"`
 	Pid      int       `json:"pid,omitempty"`
@@ -63,14 +64,63 @@ type Status struct {
 	Pid     int    `json:"pid"`
 }
 
-// DeployEvent is one line of the NDJSON stream a deploy answers with.
+// DeployEvent is one line of the NDJSON stream that long operations
+// answer with: deploy, rebase, stack build and update.
 type DeployEvent struct {
-	Type    string   `json:"type"`              // "stage", "log", "result", "error"
-	Stage   string   `json:"stage,omitempty"`   // for "stage": receiving, building, exporting, releasing, rolling-out
-	Line    string   `json:"line,omitempty"`    // for "log"
-	Release *Release `json:"release,omitempty"` // for "result"
-	URL     string   `json:"url,omitempty"`     // for "result"
-	Error   *Error   `json:"error,omitempty"`   // for "error"
+	Type        string       `json:"type"`                   // "stage", "log", "result", "error"
+	Stage       string       `json:"stage,omitempty"`        // for "stage": receiving, detect, restore, build, export, releasing, rolling-out…
+	Line        string       `json:"line,omitempty"`         // for "log"
+	Release     *Release     `json:"release,omitempty"`      // for a deploy's "result"
+	URL         string       `json:"url,omitempty"`          // for a deploy's "result"
+	Stack       *Stack       `json:"stack,omitempty"`        // for a stack build's "result"
+	StackUpdate *StackUpdate `json:"stack_update,omitempty"` // for a stack update's "result"
+	Rebase      *Rebase      `json:"rebase,omitempty"`       // for a rebase's "result"
+	Error       *Error       `json:"error,omitempty"`        // for "error"
+}
+
+// StackImage is one image of a stack; zero when never built.
+type StackImage struct {
+	Digest   string    `json:"digest,omitempty"`
+	Lock     string    `json:"lock,omitempty"` // digest of the lock: the exact package versions
+	Packages int       `json:"packages"`
+	Size     int64     `json:"size"` // compressed bytes
+	Created  time.Time `json:"created"`
+}
+
+// Stack is a stack and its images.
+type Stack struct {
+	Name  string     `json:"name"`
+	Run   StackImage `json:"run"`
+	Build StackImage `json:"build"` // zero for a stack without a build image
+}
+
+// PackageChange is an OS package that a stack update or rebase changes:
+// From is "" when added, To is "" when removed.
+type PackageChange struct {
+	Package string `json:"package"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+}
+
+// StackUpdate is what `noops stack update` did.
+type StackUpdate struct {
+	Stack    Stack           `json:"stack"`
+	Run      []PackageChange `json:"run_changes"`
+	Build    []PackageChange `json:"build_changes"`
+	Affected []string        `json:"affected_apps"` // apps on an older run image: `noops rebase` moves them
+}
+
+// RebaseRequest asks for a rebase.
+type RebaseRequest struct {
+	Force bool `json:"force"` // rebase even when the new run image removes packages
+}
+
+// Rebase is what a rebase did.
+type Rebase struct {
+	App       string          `json:"app"`
+	Release   *Release        `json:"release,omitempty"`
+	Unchanged bool            `json:"unchanged"` // already on the current run image: nothing was done
+	Changes   []PackageChange `json:"changes"`
 }
 
 // ScaleRequest sets the desired replica count.

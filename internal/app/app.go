@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"noops/internal/api"
 	"noops/internal/apiclient"
 	"noops/internal/apitype"
+	"noops/internal/buildbox"
 	"noops/internal/control"
 	"noops/internal/errkind"
 	"noops/internal/gateway"
@@ -25,28 +27,37 @@ import (
 	"noops/internal/image"
 	"noops/internal/netns"
 	"noops/internal/observe/logs"
-	"noops/internal/runtime"
 	"noops/internal/runtime/runc"
+	"noops/internal/stack"
 	"noops/internal/store"
 	"noops/internal/store/sqlite"
 	"noops/internal/supervisor"
 
-	_ "noops/internal/build/golang" // registers the Go buildpack
+	// The built-in buildpacks register themselves.
+	_ "noops/internal/build/golang"
+	_ "noops/internal/build/node"
+	_ "noops/internal/build/procfile"
+	_ "noops/internal/build/python"
+	_ "noops/internal/build/static"
 )
 
 // Config is the server's configuration.
 type Config struct {
-	Data       string   // data folder (state, images, logs, CA)
-	Domain     string   // apps are served at <app>.<Domain>
-	HTTPS      string   // HTTPS listen address
-	HTTP       string   // HTTP listen address ("" or "off" disables)
-	Subnet     string   // sandbox network
-	Bridge     string   // host bridge of the sandbox network ("" → noops0)
-	Runc       string   // runc binary ("" → on PATH)
-	PluginDirs []string // CNI plugin folders
-	Shim       []string // command that runs the sandbox shim (default: this binary's `shim`)
-	Logger     *slog.Logger
-	Version    string
+	Data   string // data folder (state, images, logs, CA)
+	Domain string // apps are served at <app>.<Domain>
+	HTTPS  string // HTTPS listen address
+	HTTP   string // HTTP listen address ("" or "off" disables)
+	Subnet string // sandbox network
+	Bridge string // host bridge of the sandbox network ("" → noops0)
+	// The build network: build steps that fetch packages reach the
+	// outside through NAT here ("" → noopsb0, or Bridge+"b"; 10.89.0.0/16).
+	BuildSubnet string
+	BuildBridge string
+	Runc        string   // runc binary ("" → on PATH)
+	PluginDirs  []string // CNI plugin folders
+	Shim        []string // command that runs the sandbox shim (default: this binary's `shim`)
+	Logger      *slog.Logger
+	Version     string
 
 	// Tuning, mostly for tests.
 	StartTimeout time.Duration
@@ -64,17 +75,20 @@ type App struct {
 	cfg Config
 	log *slog.Logger
 
-	lock    *lock
-	store   store.Store
-	ca      *ca.CA
-	images  *image.Store
-	net     *netns.Network
-	driver  runtime.Driver
-	gateway *gateway.Gateway
-	super   *supervisor.Supervisor
-	plane   *control.Plane
-	api     *http.Server
-	apiLn   net.Listener
+	lock     *lock
+	store    store.Store
+	ca       *ca.CA
+	images   *image.Store
+	stacks   *stack.Manager
+	net      *netns.Network
+	buildNet *netns.Network
+	driver   *runc.Driver
+	builds   *buildbox.Box
+	gateway  *gateway.Gateway
+	super    *supervisor.Supervisor
+	plane    *control.Plane
+	api      *http.Server
+	apiLn    net.Listener
 
 	started []component
 }
@@ -140,8 +154,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"store", a.startStore},
 		{"certificate authority", a.startCA},
 		{"image store", a.startImages},
+		{"stacks", a.startStacks},
 		{"network", a.startNetwork},
 		{"runtime", a.startRuntime},
+		{"build sandboxes", a.startBuilds},
 		{"gateway", a.startGateway},
 		{"supervisor", a.startSupervisor},
 		{"control plane", a.startControl},
@@ -229,6 +245,15 @@ func (a *App) startImages(context.Context) error {
 	return nil
 }
 
+func (a *App) startStacks(context.Context) error {
+	m, err := stack.Open(stack.Options{Dir: a.path("stacks"), Images: a.images, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.stacks = m
+	return nil
+}
+
 func (a *App) startNetwork(context.Context) error {
 	n, err := netns.New(netns.Config{Bridge: a.cfg.Bridge, Subnet: a.cfg.Subnet, PluginDirs: a.cfg.PluginDirs, StateDir: a.path("net")})
 	if err != nil {
@@ -250,6 +275,55 @@ func (a *App) startRuntime(context.Context) error {
 	return nil
 }
 
+// startBuilds makes the build network (NAT'd, for package registries) and
+// the sandboxes build steps run in. Namespaces that a crashed server left
+// on it are removed: builds do not outlive their server.
+func (a *App) startBuilds(ctx context.Context) error {
+	bridge := a.cfg.BuildBridge
+	if bridge == "" {
+		bridge = "noopsb0"
+		if a.cfg.Bridge != "" {
+			bridge = a.cfg.Bridge + "b"
+		}
+	}
+	subnet := a.cfg.BuildSubnet
+	if subnet == "" {
+		subnet = "10.89.0.0/16"
+	}
+	n, err := netns.New(netns.Config{Bridge: bridge, Subnet: subnet, IPMasq: true, PluginDirs: a.cfg.PluginDirs, StateDir: a.path("buildnet")})
+	if err != nil {
+		return err
+	}
+	left, err := n.List()
+	if err != nil {
+		return err
+	}
+	for _, id := range left {
+		if err := n.Teardown(ctx, id); err != nil {
+			a.log.Warn("removing a build namespace left by an earlier server", "id", id, "err", err)
+		}
+	}
+	a.buildNet = n
+	a.started1("build network", n.Close)
+	a.builds = buildbox.New(buildbox.Config{Driver: a.driver, Network: n, Logger: a.log})
+	// Builds reach package registries, and nothing of this machine or its
+	// networks: not the app sandboxes, not the host, not private ranges,
+	// only the resolvers they are given.
+	var allow []netip.AddrPort
+	for _, ns := range a.builds.Nameservers() {
+		if !ns.IsLoopback() {
+			allow = append(allow, netip.AddrPortFrom(ns, 53))
+		}
+	}
+	table := "noops_" + bridge
+	fw := netns.FirewallConfig{Table: table, Bridge: n.Bridge(), Build: n.Subnet(), Protected: []netip.Prefix{a.net.Subnet()}, Allow: allow}
+	if err := netns.ApplyFirewall(fw); err != nil {
+		return fmt.Errorf("applying the build firewall: %w", err)
+	}
+	a.started1("build firewall", func(context.Context) error { return netns.RemoveFirewall(table) })
+	return nil
+}
+
 func (a *App) startGateway(ctx context.Context) error {
 	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log})
 	a.ca.Allow(g.HasHost)
@@ -263,7 +337,7 @@ func (a *App) startGateway(ctx context.Context) error {
 }
 
 func (a *App) startSupervisor(ctx context.Context) error {
-	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log},
+	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -274,7 +348,8 @@ func (a *App) startSupervisor(ctx context.Context) error {
 }
 
 func (a *App) startControl(ctx context.Context) error {
-	p := control.New(control.Config{Data: a.cfg.Data, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log}, a.store, a.images, a.super)
+	p := control.New(control.Config{Data: a.cfg.Data, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log},
+		a.store, a.images, a.stacks, a.builds, a.super)
 	if err := p.Start(ctx); err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 // Package build turns an app's source into an OCI image the way Cloud
-// Native Buildpacks do: detect which buildpack recognises the source, let
-// it build the launch layer, and export an image of the base layer plus
-// that layer. Buildpacks live in sub-packages and register themselves.
+// Native Buildpacks do: detect which group of buildpacks recognises the
+// source, restore their cached layers, let them build, and export an image
+// of the stack's run image plus the launch layers, with its process types
+// and an inventory for the SBOM. Buildpacks live in sub-packages and
+// register themselves; build steps that need tools run in a build sandbox
+// (Runner) made from the stack's build image.
 package build
 
 import (
@@ -11,99 +14,163 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"noops/internal/errkind"
-	"noops/internal/image"
-)
-
-// Labels set on every image.
-const (
-	LabelApp          = "dev.noops.app"
-	LabelBuildpack    = "dev.noops.buildpack"
-	LabelSourceDigest = "dev.noops.source-digest"
-	LabelBuildTime    = "dev.noops.build-time"
+	"noops/internal/sbom"
 )
 
 // Request is one build.
 type Request struct {
-	App   string            // app name (labels)
-	Src   string            // unpacked source folder: read, never written
-	Cache string            // the app's cache folder, kept between builds
-	Env   map[string]string // the manifest's build.env
-	Port  int               // run.port: exposed and given to the app as PORT
-	Base  v1.Layer          // the base layer (image.Store.Base)
-	Log   io.Writer         // build output, streamed as it comes
-	Now   time.Time         // the build's time, for labels and the config
+	App    string            // app name (labels)
+	Src    string            // unpacked source folder: read, never written
+	Cache  string            // the app's cache folder, kept between builds
+	Env    map[string]string // the manifest's build.env
+	Port   int               // run.port: exposed and given to the app as PORT
+	Stacks Stacks            // run and build images
+	Runner Runner            // build sandboxes; nil if no buildpack needs one
+	Log    io.Writer         // build output, streamed as it comes
+	Stage  func(name string) // called as each phase starts: detect, restore, build, export
+	Now    time.Time         // the build's time, for labels and the config
+	Order  []Group           // groups to detect; nil means DefaultOrder
+	// Tools is a folder shared by all apps' builds for the programs noops
+	// itself compiles into images (the static site server); "" means a
+	// folder in Cache.
+	Tools string
 }
 
 // Result is a built image, not yet stored.
 type Result struct {
 	Image        v1.Image
 	SourceDigest string
-	Buildpack    string
+	Buildpack    string // the group that built it: "node+procfile"
+	Stack        string
+	Inventory    sbom.Inventory // what the image holds; Image digest not yet set
+
+	work string // holds the layer files Image reads until Close
 }
 
-// Build detects which registered buildpack recognises req.Src, runs it and
-// exports the image. Source that no buildpack recognises, or that fails to
-// compile, is errkind.Invalid.
+// Close removes the build's files. The image cannot be read afterwards:
+// store it first.
+func (r Result) Close() error {
+	if r.work == "" {
+		return nil
+	}
+	return os.RemoveAll(r.work)
+}
+
+// Build detects the group that recognises req.Src, runs it and exports the
+// image. Source that no buildpack recognises, or that fails to build, is
+// errkind.Invalid.
 func Build(ctx context.Context, req Request) (Result, error) {
-	return run(ctx, req, registered.list())
+	return buildWith(ctx, req, &registered)
 }
 
-func run(ctx context.Context, req Request, bps []Buildpack) (Result, error) {
+func buildWith(ctx context.Context, req Request, reg *registry) (Result, error) {
 	if err := req.check(); err != nil {
 		return Result{}, err
 	}
 	if req.Log == nil {
 		req.Log = io.Discard
 	}
+	if req.Stage == nil {
+		req.Stage = func(string) {}
+	}
+	if req.Tools == "" {
+		req.Tools = filepath.Join(req.Cache, "tools")
+	}
+	order := req.Order
+	if order == nil {
+		order = DefaultOrder
+	}
+	ph := phases{req: req}
+
+	ph.start("detect")
 	digest, err := SourceDigest(req.Src)
 	if err != nil {
 		return Result{}, err
 	}
-	bp, det, err := detect(req.Src, bps)
+	group, err := detect(req.Src, order, reg)
 	if err != nil {
 		return Result{}, err
 	}
-	fmt.Fprintf(req.Log, "detected %s (%s)\n", bp.Name(), det.Reason)
+	for i, bp := range group.bps {
+		fmt.Fprintf(req.Log, "%s: %s\n", bp.Name(), group.dets[i].Reason)
+	}
+	if group.stack == "" {
+		group.stack = "static"
+	}
+	ph.done(fmt.Sprintf("%s on stack %s", group.names(), group.stack))
 
+	ph.start("restore")
+	run, err := req.Stacks.RunImage(ctx, group.stack)
+	if err != nil {
+		return Result{}, fmt.Errorf("getting the run image of stack %s: %w", group.stack, err)
+	}
 	work, err := os.MkdirTemp(req.Cache, ".build-")
 	if err != nil {
 		return Result{}, errkind.E(errkind.Unavailable, fmt.Errorf("creating build folder: %w", err))
 	}
-	defer os.RemoveAll(work)
-	bc := &Context{App: req.App, Src: req.Src, Cache: req.Cache, Work: filepath.Join(work, "work"),
-		Layer: filepath.Join(work, "launch"), Env: req.Env, Log: req.Log}
-	for _, d := range []string{bc.Work, bc.Layer} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(work)
+		}
+	}()
+	bc := &Context{AppName: req.App, Src: req.Src, Cache: req.Cache, Work: filepath.Join(work, "work"),
+		App: filepath.Join(work, "app"), Env: req.Env, Port: req.Port, Log: req.Log, Runner: req.Runner, Tools: req.Tools,
+		layers: &layerSet{cache: filepath.Join(req.Cache, "layers"), work: filepath.Join(work, "layers")}}
+	for _, d := range []string{bc.Work, bc.App, bc.layers.cache, bc.layers.work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return Result{}, errkind.E(errkind.Unavailable, fmt.Errorf("creating build folder: %w", err))
 		}
 	}
-	if err := bp.Build(ctx, bc); err != nil {
-		return Result{}, fmt.Errorf("building with %s: %w", bp.Name(), err)
+	bc.stacks = req.Stacks
+	ph.done("run image " + group.stack)
+
+	ph.start("build")
+	for _, bp := range group.bps {
+		bc.bp = bp.Name()
+		if err := bp.Build(ctx, bc); err != nil {
+			return Result{}, fmt.Errorf("building with %s: %w", bp.Name(), err)
+		}
+		if err := ctx.Err(); err != nil {
+			return Result{}, fmt.Errorf("building with %s: %w", bp.Name(), err)
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("building with %s: %w", bp.Name(), err)
+	for _, l := range bc.layers.list {
+		if l.Reused {
+			fmt.Fprintf(req.Log, "reused layer %s/%s (unchanged)\n", l.bp, l.Name)
+		}
 	}
-	img, err := export(req, bc, bp.Name(), digest)
+	ph.done("")
+
+	ph.start("export")
+	img, n, err := export(req, bc, run, group.names(), digest)
 	if err != nil {
 		return Result{}, fmt.Errorf("exporting image: %w", err)
 	}
-	return Result{Image: img, SourceDigest: digest, Buildpack: bp.Name()}, nil
+	if err := bc.layers.commit(); err != nil {
+		return Result{}, fmt.Errorf("keeping the layer cache: %w", err)
+	}
+	inv, err := inventory(req, run)
+	if err != nil {
+		return Result{}, err
+	}
+	ph.done(fmt.Sprintf("%d layers on the run image", n))
+	ok = true
+	return Result{Image: img, SourceDigest: digest, Buildpack: group.names(), Stack: group.stack, Inventory: inv,
+		work: work}, nil
 }
 
 func (req *Request) check() error {
 	switch {
 	case req.Src == "" || req.Cache == "":
 		return errors.New("build request needs a source and a cache folder")
-	case req.Base == nil:
-		return errors.New("build request has no base layer")
+	case req.Stacks == nil:
+		return errors.New("build request has no stacks")
 	case req.Port < 1 || req.Port > 65535:
 		return errkind.Errorf(errkind.Invalid, "run.port %d is not a TCP port (1-65535)", req.Port)
 	}
@@ -113,77 +180,34 @@ func (req *Request) check() error {
 	return nil
 }
 
-// detect returns the first buildpack, in order, whose Detect passes.
-func detect(src string, bps []Buildpack) (Buildpack, Detection, error) {
-	var expects []string
-	for _, bp := range bps {
-		det, err := bp.Detect(src)
-		if err != nil {
-			return nil, Detection{}, fmt.Errorf("detecting %s: %w", bp.Name(), err)
-		}
-		if det.Pass {
-			return bp, det, nil
-		}
-		expects = append(expects, bp.Expects())
-	}
-	if len(expects) == 0 {
-		return nil, Detection{}, errors.New("no buildpacks are registered")
-	}
-	return nil, Detection{}, errkind.WithHint(errkind.Invalid,
-		fmt.Errorf("no recognised app in the upload: expected %s at the top of the folder", orList(expects)),
-		"deploy the folder that holds your app's "+expects[0])
-}
-
-func orList(s []string) string {
-	if len(s) < 2 {
-		return strings.Join(s, "")
-	}
-	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
-}
-
-// export assembles the image: the base layer, then the launch layer under
-// /app, owned by root so that the app cannot change its own files.
-func export(req Request, bc *Context, buildpack, digest string) (v1.Image, error) {
-	p := bc.Process
-	if len(p.Command) == 0 || !strings.HasPrefix(p.Command[0], "/") {
-		return nil, fmt.Errorf("buildpack %s declared no process to run (command %q)", buildpack, p.Command)
-	}
-	app, err := image.LayerFromDir(bc.Layer, image.AppDir)
+// inventory lists what the image holds: the run image's OS packages and
+// the app's dependencies from its lockfiles.
+func inventory(req Request, run RunImage) (sbom.Inventory, error) {
+	deps, err := sbom.AppDependencies(req.Src)
 	if err != nil {
-		return nil, err
+		return sbom.Inventory{}, fmt.Errorf("listing the app's dependencies: %w", err)
 	}
-	port := strconv.Itoa(req.Port)
-	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=" + port}
-	for _, k := range sortedKeys(p.Env) {
-		if k != "PATH" && k != "PORT" {
-			env = append(env, k+"="+p.Env[k])
-		}
-	}
-	wd := p.WorkingDir
-	if wd == "" {
-		wd = image.AppDir
-	}
-	cfg := v1.Config{
-		User:         image.NonRootUser,
-		Entrypoint:   p.Command,
-		WorkingDir:   wd,
-		Env:          env,
-		ExposedPorts: map[string]struct{}{port + "/tcp": {}},
-		Labels: map[string]string{
-			LabelApp:          req.App,
-			LabelBuildpack:    buildpack,
-			LabelSourceDigest: digest,
-			LabelBuildTime:    req.Now.UTC().Format(time.RFC3339),
-		},
-	}
-	return image.Assemble(cfg, req.Now, req.Base, app)
+	comps := append(append([]sbom.Component{}, run.Packages...), deps...)
+	return sbom.Inventory{App: req.App, Created: req.Now, OS: run.OS, Stack: run.Stack, Components: comps}, nil
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// phases shows each phase as a stage and its time in the log.
+type phases struct {
+	req   Request
+	name  string
+	began time.Time
+}
+
+func (p *phases) start(name string) {
+	p.name, p.began = name, time.Now()
+	p.req.Stage(name)
+}
+
+func (p *phases) done(what string) {
+	took := time.Since(p.began).Round(time.Millisecond)
+	if what == "" {
+		fmt.Fprintf(p.req.Log, "%s took %s\n", p.name, took)
+		return
 	}
-	sort.Strings(keys)
-	return keys
+	fmt.Fprintf(p.req.Log, "%s: %s (%s)\n", p.name, what, took)
 }

@@ -128,10 +128,10 @@ func newPs(e *env) *cobra.Command {
 				if s.Pid > 0 {
 					pid = strconv.Itoa(s.Pid)
 				}
-				rows[i] = []string{s.ID, "v" + strconv.Itoa(s.Release), s.State, s.Addr, pid, strconv.Itoa(s.Restarts), orDash(s.LastExit),
+				rows[i] = []string{s.ID, orDash(s.Process), "v" + strconv.Itoa(s.Release), s.State, orDash(s.Addr), pid, strconv.Itoa(s.Restarts), orDash(s.LastExit),
 					time.Since(s.Updated).Round(time.Second).String()}
 			}
-			e.table("SANDBOX\tRELEASE\tSTATE\tADDRESS\tPID\tRESTARTS\tLAST EXIT\tSINCE", rows)
+			e.table("SANDBOX\tTYPE\tRELEASE\tSTATE\tADDRESS\tPID\tRESTARTS\tLAST EXIT\tSINCE", rows)
 			return nil
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"noops/internal/build"
 	"noops/internal/errkind"
 	"noops/internal/store"
 	"noops/internal/supervisor"
@@ -32,6 +33,8 @@ type Plane struct {
 	cfg    Config
 	store  store.Store
 	images Images
+	stacks Stacks
+	runner build.Runner
 	super  *supervisor.Supervisor
 	log    *slog.Logger
 
@@ -41,14 +44,14 @@ type Plane struct {
 }
 
 // New returns a control plane.
-func New(cfg Config, st store.Store, im Images, sup *supervisor.Supervisor) *Plane {
+func New(cfg Config, st store.Store, im Images, stacks Stacks, runner build.Runner, sup *supervisor.Supervisor) *Plane {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Plane{cfg: cfg, store: st, images: im, super: sup, log: cfg.Logger, busy: map[string]string{}}
+	return &Plane{cfg: cfg, store: st, images: im, stacks: stacks, runner: runner, super: sup, log: cfg.Logger, busy: map[string]string{}}
 }
 
 // Start prepares the folders the plane writes and clears what a crashed
@@ -148,10 +151,11 @@ func (p *Plane) Releases(ctx context.Context, app string) ([]store.Release, erro
 	return p.store.ListReleases(ctx, app)
 }
 
-// Sandbox is a sandbox with its host pid.
+// Sandbox is a sandbox with its host pid and process type.
 type Sandbox struct {
 	store.Sandbox
-	Pid int
+	Pid     int
+	Process string // web or worker
 }
 
 // Ps lists an app's sandboxes.
@@ -162,7 +166,7 @@ func (p *Plane) Ps(ctx context.Context, app string) ([]Sandbox, error) {
 	rows := p.super.Instances(app)
 	out := make([]Sandbox, len(rows))
 	for i, r := range rows {
-		out[i] = Sandbox{Sandbox: r, Pid: p.super.Pid(r.ID)}
+		out[i] = Sandbox{Sandbox: r, Pid: p.super.Pid(r.ID), Process: supervisor.ProcessOf(r.ID)}
 	}
 	return out, nil
 }

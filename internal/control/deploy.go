@@ -17,6 +17,7 @@ import (
 
 	"noops/internal/build"
 	"noops/internal/errkind"
+	"noops/internal/sbom"
 	"noops/internal/source"
 	"noops/internal/spec"
 	"noops/internal/store"
@@ -28,7 +29,7 @@ type Images interface {
 	Put(img v1.Image, ref string) (v1.Hash, error)
 	Resolve(ref string) (v1.Hash, bool, error)
 	Get(d v1.Hash) (v1.Image, error)
-	Base() (v1.Layer, error)
+	Unpack(ctx context.Context, d v1.Hash) ([]string, error)
 }
 
 // Progress receives a deploy's stages and log lines as they happen.
@@ -87,8 +88,7 @@ func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (st
 		}
 	}()
 
-	out.Stage("building")
-	img, sourceDigest, pack, err := p.build(ctx, req.App, src, m, out)
+	b, err := p.build(ctx, req.App, src, m, out)
 	if err != nil {
 		return rel, err
 	}
@@ -111,12 +111,12 @@ func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (st
 		return rel, fmt.Errorf("encoding run config: %w", err)
 	}
 	out.Stage("releasing")
-	rel, err = p.store.CreateRelease(ctx, store.Release{App: req.App, Image: img.String(), SourceDigest: sourceDigest,
-		Buildpack: pack, Config: cfg, Env: env, Created: p.cfg.Now(), Status: store.StatusPending, Reason: "deploy"})
+	rel, err = p.store.CreateRelease(ctx, store.Release{App: req.App, Image: b.image.String(), SourceDigest: b.sourceDigest,
+		Buildpack: b.buildpack, Config: cfg, Env: env, SBOM: b.sbom, Created: p.cfg.Now(), Status: store.StatusPending, Reason: "deploy"})
 	if err != nil {
 		return rel, err
 	}
-	out.Log(fmt.Sprintf("release %d: image %s", rel.Number, img))
+	out.Log(fmt.Sprintf("release %d: image %s", rel.Number, b.image))
 	out.Stage("rolling-out")
 	if err := p.super.Rollout(ctx, rel, replicas, out.Log); err != nil {
 		ok = !created || app.Release != 0
@@ -139,48 +139,85 @@ func (p *Plane) ensureApp(ctx context.Context, name string, m *spec.Manifest) (s
 	return a, err == nil, err
 }
 
+// built is the image a deploy releases.
+type built struct {
+	image        v1.Hash
+	sourceDigest string
+	buildpack    string
+	sbom         []byte // the inventory (sbom.Encode); nil for images built before SBOMs
+}
+
 // build returns the image for src: the one built before from identical
-// source and settings, or a new build.
-func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, out Progress) (v1.Hash, string, string, error) {
-	var none v1.Hash
+// source, settings and stacks, or a new build.
+func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, out Progress) (built, error) {
 	sourceDigest, err := build.SourceDigest(src)
 	if err != nil {
-		return none, "", "", err
+		return built{}, err
 	}
-	base, err := p.images.Base()
-	if err != nil {
-		return none, "", "", err
-	}
-	baseDigest, err := base.Digest()
-	if err != nil {
-		return none, "", "", fmt.Errorf("hashing base layer: %w", err)
-	}
-	key := buildKey(sourceDigest, baseDigest.String(), m)
+	key := buildKey(sourceDigest, stacksFingerprint(p.stacks), m)
 	ref := "noops.build/" + app + ":" + key
 	if d, found, err := p.images.Resolve(ref); err != nil {
-		return none, "", "", err
+		return built{}, err
 	} else if found {
-		out.Log("source and build settings unchanged: reusing image " + d.String())
-		img, err := p.imageBuildpack(d)
-		return d, sourceDigest, img, err
+		out.Log("source, build settings and stacks unchanged: reusing image " + d.String())
+		bp, err := p.imageBuildpack(d)
+		if err != nil {
+			return built{}, err
+		}
+		return built{image: d, sourceDigest: sourceDigest, buildpack: bp, sbom: p.readSBOM(d)}, nil
 	}
 	cache := filepath.Join(p.cfg.Data, "cache", app)
 	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return none, "", "", diskErr("creating build cache", err)
+		return built{}, diskErr("creating build cache", err)
 	}
 	lw := &lineWriter{fn: out.Log}
 	res, err := build.Build(ctx, build.Request{App: app, Src: src, Cache: cache, Env: m.Build.Env, Port: m.Run.Port,
-		Base: base, Log: lw, Now: p.cfg.Now()})
+		Stacks: buildStacks{stacks: p.stacks, images: p.images}, Runner: p.runner, Tools: filepath.Join(p.cfg.Data, "tools"),
+		Log: lw, Stage: out.Stage, Now: p.cfg.Now()})
 	lw.Flush()
 	if err != nil {
-		return none, "", "", err
+		return built{}, err
 	}
-	out.Stage("exporting")
+	defer res.Close()
 	d, err := p.images.Put(res.Image, ref)
 	if err != nil {
-		return none, "", "", diskErr("storing image", err)
+		return built{}, diskErr("storing image", err)
 	}
-	return d, res.SourceDigest, res.Buildpack, nil
+	res.Inventory.Image = d.String()
+	inv, err := sbom.Encode(res.Inventory)
+	if err != nil {
+		return built{}, fmt.Errorf("encoding the inventory: %w", err)
+	}
+	if err := p.writeSBOM(d, inv); err != nil {
+		return built{}, err
+	}
+	return built{image: d, sourceDigest: res.SourceDigest, buildpack: res.Buildpack, sbom: inv}, nil
+}
+
+// sbomPath is where an image's inventory is kept beside the image store,
+// so that a deploy that reuses the image gives its release the same one.
+func (p *Plane) sbomPath(d v1.Hash) string {
+	return filepath.Join(p.cfg.Data, "sbom", d.Algorithm+"-"+d.Hex+".json")
+}
+
+func (p *Plane) writeSBOM(d v1.Hash, b []byte) error {
+	path := p.sbomPath(d)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return diskErr("keeping the SBOM", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return diskErr("keeping the SBOM", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func (p *Plane) readSBOM(d v1.Hash) []byte {
+	b, err := os.ReadFile(p.sbomPath(d))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func (p *Plane) imageBuildpack(d v1.Hash) (string, error) {
@@ -192,7 +229,7 @@ func (p *Plane) imageBuildpack(d v1.Hash) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading config of %s: %w", d, err)
 	}
-	return cf.Config.Labels["dev.noops.buildpack"], nil
+	return cf.Config.Labels[build.LabelBuildpack], nil
 }
 
 // buildKey names everything a build's output depends on.

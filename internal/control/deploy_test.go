@@ -15,9 +15,11 @@ import (
 	"syscall"
 	"testing"
 
+	"noops/internal/build"
 	"noops/internal/errkind"
 	"noops/internal/source"
 	"noops/internal/spec"
+	"noops/internal/supervisor"
 )
 
 func TestBuildKeyChanges(t *testing.T) {
@@ -371,5 +373,12 @@ func TestBuildKeyValueCannotForgeEntry(t *testing.T) {
 	real := buildKey(src, base, m(map[string]string{"A": "1", "B": "2"}))
 	if forged == real {
 		t.Errorf("buildKey with A=%q equals buildKey with A=1, B=2 (%s)", "1\nenv B=2", real)
+	}
+}
+
+// TestProcessLabelAgrees: the supervisor reads the label the build writes.
+func TestProcessLabelAgrees(t *testing.T) {
+	if supervisor.LabelProcesses != build.LabelProcesses {
+		t.Errorf("supervisor reads %q, build writes %q", supervisor.LabelProcesses, build.LabelProcesses)
 	}
 }

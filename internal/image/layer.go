@@ -50,45 +50,12 @@ func fileEntry(name string, mode int64, data []byte) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data: data}
 }
 
-// writeLayer writes entries as a deterministic layer: sorted by name, owned
-// as their headers say, stamped with epoch, gzipped in memory.
+// writeLayer writes entries as a deterministic layer (see encodeLayer),
+// gzipped in memory.
 func writeLayer(entries []entry) (v1.Layer, error) {
-	sort.Slice(entries, func(i, j int) bool { return entries[i].hdr.Name < entries[j].hdr.Name })
 	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for i := range entries {
-		e := &entries[i]
-		if i > 0 && entries[i-1].hdr.Name == e.hdr.Name {
-			return nil, fmt.Errorf("writing layer: %s appears twice", e.hdr.Name)
-		}
-		h := e.hdr
-		h.ModTime = epoch
-		h.Format = tar.FormatPAX
-		if h.Typeflag == tar.TypeDir {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(&h); err != nil {
-			return nil, fmt.Errorf("writing layer entry %s: %w", e.hdr.Name, err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		if e.src == "" {
-			if _, err := tw.Write(e.data); err != nil {
-				return nil, fmt.Errorf("writing layer entry %s: %w", e.hdr.Name, err)
-			}
-			continue
-		}
-		if err := copyFile(tw, e.src, h.Size); err != nil {
-			return nil, fmt.Errorf("writing layer entry %s: %w", e.hdr.Name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	if err := gz.Close(); err != nil {
-		return nil, fmt.Errorf("compressing layer: %w", err)
+	if err := encodeLayer(entries, &buf); err != nil {
+		return nil, err
 	}
 	gzipped := buf.Bytes()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
@@ -98,6 +65,48 @@ func writeLayer(entries []entry) (v1.Layer, error) {
 		return nil, fmt.Errorf("hashing layer: %w", err)
 	}
 	return l, nil
+}
+
+// encodeLayer writes entries to w as a gzipped tar: sorted by name, owned
+// as their headers say, stamped with epoch.
+func encodeLayer(entries []entry, w io.Writer) error {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].hdr.Name < entries[j].hdr.Name })
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	for i := range entries {
+		e := &entries[i]
+		if i > 0 && entries[i-1].hdr.Name == e.hdr.Name {
+			return fmt.Errorf("writing layer: %s appears twice", e.hdr.Name)
+		}
+		h := e.hdr
+		h.ModTime = epoch
+		h.Format = tar.FormatPAX
+		if h.Typeflag == tar.TypeDir {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			return fmt.Errorf("writing layer entry %s: %w", e.hdr.Name, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if e.src == "" {
+			if _, err := tw.Write(e.data); err != nil {
+				return fmt.Errorf("writing layer entry %s: %w", e.hdr.Name, err)
+			}
+			continue
+		}
+		if err := copyFile(tw, e.src, h.Size); err != nil {
+			return fmt.Errorf("writing layer entry %s: %w", e.hdr.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("writing layer: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return fmt.Errorf("compressing layer: %w", err)
+	}
+	return nil
 }
 
 // copyFile copies exactly size bytes of the host file src, so that a file
@@ -124,6 +133,55 @@ func copyFile(w io.Writer, src string, size int64) error {
 // owner and 0644 otherwise, symlinks kept as they are. Other kinds of file
 // (devices, sockets, pipes) are refused.
 func LayerFromDir(dir, under string) (v1.Layer, error) {
+	entries, err := dirEntries(dir, under)
+	if err != nil {
+		return nil, err
+	}
+	return writeLayer(entries)
+}
+
+// LayerFileFromDir is LayerFromDir for big trees (node_modules, a
+// virtualenv): the layer is written to the file out, not kept in memory,
+// and read from it. A layer file made earlier from the same tree has the
+// same digest, so out can be kept and reused with LayerFromFile.
+func LayerFileFromDir(dir, under, out string) (v1.Layer, error) {
+	entries, err := dirEntries(dir, under)
+	if err != nil {
+		return nil, err
+	}
+	tmp := out + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("making a layer of %s: %w", dir, err)
+	}
+	err = encodeLayer(entries, f)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, out)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("making a layer of %s: %w", dir, err)
+	}
+	return LayerFromFile(out)
+}
+
+// LayerFromFile reads a gzipped layer tar that LayerFileFromDir wrote.
+func LayerFromFile(file string) (v1.Layer, error) {
+	l, err := tarball.LayerFromFile(file, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %s: %w", file, err)
+	}
+	return l, nil
+}
+
+// dirEntries lists the tree at dir as layer entries under the folder under.
+func dirEntries(dir, under string) ([]entry, error) {
 	under = strings.Trim(path.Clean("/"+under), "/")
 	if under == "" {
 		return nil, fmt.Errorf("making a layer of %s: the folder inside the image must not be the root", dir)
@@ -168,7 +226,7 @@ func LayerFromDir(dir, under string) (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making a layer of %s: %w", dir, err)
 	}
-	return writeLayer(entries)
+	return entries, nil
 }
 
 // plainLayer hides the Descriptor method of the layer it wraps: a tarball
@@ -204,4 +262,59 @@ func Assemble(cfg v1.Config, created time.Time, layers ...v1.Layer) (v1.Image, e
 		return nil, fmt.Errorf("assembling image config: %w", err)
 	}
 	return img, nil
+}
+
+// Extend returns base with layers added on top (in order) and the config's
+// runtime part replaced by cfg, created at created: an app image on its
+// stack's run image. base's layers stay byte-identical, which is what lets
+// rebase swap them later.
+func Extend(base v1.Image, cfg v1.Config, created time.Time, layers ...v1.Layer) (v1.Image, error) {
+	adds := make([]mutate.Addendum, len(layers))
+	for i, l := range layers {
+		adds[i] = mutate.Addendum{Layer: plainLayer{l}, MediaType: types.OCILayer,
+			History: v1.History{Created: v1.Time{Time: created}, CreatedBy: "noops build"}}
+	}
+	img, err := mutate.Append(base, adds...)
+	if err != nil {
+		return nil, fmt.Errorf("adding layers to the run image: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the image config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: created}
+	cf.Config = cfg
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("writing the image config: %w", err)
+	}
+	return img, nil
+}
+
+// Rebase returns img with its bottom baseLayers layers (its old run image)
+// replaced by newBase's layers: the layers above them are kept
+// byte-identical (the same blobs, the same digests) and the config is img's,
+// with labels updated by labels. Nothing is rebuilt, so it takes as long as
+// writing a manifest and a config.
+func Rebase(img v1.Image, baseLayers int, newBase v1.Image, labels map[string]string, created time.Time) (v1.Image, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading the app image's layers: %w", err)
+	}
+	if baseLayers < 1 || baseLayers >= len(layers) {
+		return nil, fmt.Errorf("the app image has %d layers, so %d of them cannot be its run image", len(layers), baseLayers)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the app image's config: %w", err)
+	}
+	cfg := *cf.Config.DeepCopy()
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		cfg.Labels[k] = v
+	}
+	return Extend(newBase, cfg, created, layers[baseLayers:]...)
 }

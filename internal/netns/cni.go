@@ -60,19 +60,22 @@ func pluginIn(p string, dirs []string) bool {
 }
 
 // confList is the network configuration list for one bridge and subnet.
-// Loopback runs after bridge: it brings lo up and passes the bridge's result
-// through unchanged.
-func confList(bridge string, subnet netip.Prefix, ipamDir string) (*libcni.NetworkConfigList, error) {
+// Sandboxes get a route to the subnet only, unless ipMasq is set: then they
+// also get a default route through the bridge, and the host masquerades
+// what leaves the subnet. Loopback runs after bridge: it brings lo up and
+// passes the bridge's result through unchanged.
+func confList(bridge string, subnet netip.Prefix, ipamDir string, ipMasq bool) (*libcni.NetworkConfigList, error) {
 	conf := map[string]any{
 		"cniVersion": cniVersion,
 		"name":       "noops-" + bridge,
 		"plugins": []any{
 			map[string]any{
-				"type":        "bridge",
-				"bridge":      bridge,
-				"isGateway":   true,
-				"ipMasq":      false,
-				"hairpinMode": true,
+				"type":             "bridge",
+				"bridge":           bridge,
+				"isGateway":        true,
+				"isDefaultGateway": ipMasq,
+				"ipMasq":           ipMasq,
+				"hairpinMode":      true,
 				"ipam": map[string]any{
 					"type":    "host-local",
 					"ranges":  [][]map[string]string{{{"subnet": subnet.String()}}},

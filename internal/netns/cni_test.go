@@ -75,24 +75,36 @@ func TestConfList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := confList("br-x", sub, "/state/ipam")
-	if err != nil {
-		t.Fatalf("confList: %v", err)
+	cases := []struct {
+		name   string
+		ipMasq bool
+		want   []string
+	}{
+		{"no egress by default", false, []string{`"ipMasq":false`, `"isDefaultGateway":false`}},
+		{"masquerade", true, []string{`"ipMasq":true`, `"isDefaultGateway":true`}},
 	}
-	if list.Name != "noops-br-x" || list.CNIVersion != "1.0.0" {
-		t.Errorf("list name, version = %q, %q, want noops-br-x, 1.0.0", list.Name, list.CNIVersion)
-	}
-	var types []string
-	for _, p := range list.Plugins {
-		types = append(types, p.Network.Type)
-	}
-	if got := strings.Join(types, ","); got != "bridge,loopback" {
-		t.Errorf("plugins = %s, want bridge,loopback", got)
-	}
-	br := string(list.Plugins[0].Bytes)
-	for _, want := range []string{`"bridge":"br-x"`, `"ipMasq":false`, `"isGateway":true`, `"subnet":"10.99.0.0/16"`, `"dataDir":"/state/ipam"`} {
-		if !strings.Contains(br, want) {
-			t.Errorf("bridge plugin config %s lacks %s", br, want)
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			list, err := confList("br-x", sub, "/state/ipam", tc.ipMasq)
+			if err != nil {
+				t.Fatalf("confList: %v", err)
+			}
+			if list.Name != "noops-br-x" || list.CNIVersion != "1.0.0" {
+				t.Errorf("list name, version = %q, %q, want noops-br-x, 1.0.0", list.Name, list.CNIVersion)
+			}
+			var types []string
+			for _, p := range list.Plugins {
+				types = append(types, p.Network.Type)
+			}
+			if got := strings.Join(types, ","); got != "bridge,loopback" {
+				t.Errorf("plugins = %s, want bridge,loopback", got)
+			}
+			br := string(list.Plugins[0].Bytes)
+			for _, want := range append([]string{`"bridge":"br-x"`, `"isGateway":true`, `"subnet":"10.99.0.0/16"`, `"dataDir":"/state/ipam"`}, tc.want...) {
+				if !strings.Contains(br, want) {
+					t.Errorf("bridge plugin config %s lacks %s", br, want)
+				}
+			}
+		})
 	}
 }

@@ -26,8 +26,9 @@ type testNet struct {
 }
 
 // newTestNet needs root and the CNI plugins and builds a Network on a unique
-// bridge with a random 10.x.y.z/bits subnet. stateDir "" means a temporary one.
-func newTestNet(t *testing.T, bits int, stateDir string) testNet {
+// bridge with a random 10.x.y.z/bits subnet. stateDir "" means a temporary
+// one. opts change the Config before New.
+func newTestNet(t *testing.T, bits int, stateDir string, opts ...func(*Config)) testNet {
 	t.Helper()
 	need.Root(t)
 	dir := need.CNI(t)
@@ -36,7 +37,11 @@ func newTestNet(t *testing.T, bits int, stateDir string) testNet {
 	}
 	bridge := fmt.Sprintf("nn%06d", rand.IntN(1_000_000))
 	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + rand.IntN(127)), byte(rand.IntN(256)), byte(rand.IntN(256))}), bits).Masked()
-	n, err := New(Config{Bridge: bridge, Subnet: subnet.String(), PluginDirs: []string{dir}, StateDir: stateDir})
+	cfg := Config{Bridge: bridge, Subnet: subnet.String(), PluginDirs: []string{dir}, StateDir: stateDir}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -12,10 +12,16 @@
 //
 // What this changes on the host: the bridge and veth interfaces, and — done
 // by the bridge plugin because the bridge is the sandboxes' gateway — the
-// global net.ipv4.ip_forward sysctl. Nothing else. IP masquerading is off:
-// sandboxes can reach the host and each other over the bridge, but have no
-// route to the outside world by default. Per-sandbox firewalling (egress
-// allow-lists, microsegmentation) is a separate layer added with nftables.
+// global net.ipv4.ip_forward sysctl. Nothing else by default: a sandbox
+// has a route to its subnet only, so it reaches the host (at the gateway
+// address) and the other sandboxes over the bridge, and nothing beyond. A
+// network made with Config.IPMasq (the build network, whose steps fetch
+// packages) gives its sandboxes a default route through the bridge, and the
+// bridge plugin masquerades what they send beyond the subnet as the host's:
+// per attached sandbox, a CNI-… chain in iptables' nat table and a
+// POSTROUTING rule jumping to it, both removed by Teardown. Per-sandbox
+// firewalling (egress allow-lists, microsegmentation) is a separate layer
+// added with nftables.
 package netns
 
 import (
@@ -54,13 +60,14 @@ type Config struct {
 	Subnet     string   // IPv4 prefix of the sandbox network, /8 to /28 ("" → DefaultSubnet)
 	PluginDirs []string // folders searched for CNI plugins (none → /usr/lib/cni, /opt/cni/bin)
 	StateDir   string   // namespace files, IPAM leases and the CNI cache live here
+	IPMasq     bool     // a default route through the bridge, and masquerading beyond the subnet (egress through the host); off by default
 }
 
 // Attachment is a sandbox's place on the network.
 type Attachment struct {
 	NetNS   string     // path of the namespace file runc joins
 	IP      netip.Addr // the sandbox's address on eth0
-	Gateway netip.Addr // the bridge's address, the sandbox's default gateway
+	Gateway netip.Addr // the bridge's address: the host as the sandbox sees it (and its default gateway with IPMasq)
 }
 
 // Network creates and removes sandbox namespaces on one bridge. Its methods
@@ -135,7 +142,7 @@ func New(cfg Config) (*Network, error) {
 	if err := makeMountPoint(n.nsDir); err != nil {
 		return nil, err
 	}
-	n.list, err = confList(n.bridge, n.subnet, filepath.Join(state, "ipam"))
+	n.list, err = confList(n.bridge, n.subnet, filepath.Join(state, "ipam"), cfg.IPMasq)
 	if err != nil {
 		return nil, err
 	}

@@ -21,9 +21,27 @@ type Spec struct {
 	GID    uint32            // 0 means the same as UID
 	Memory int64             // memory limit in bytes; 0 means the driver's default (256 MiB)
 	Pids   int64             // pids limit; 0 means the driver's default (256)
-	NetNS  string            // path of the network namespace to join; "" means the host's (fake only)
-	Log    string            // path of the log file that receives stdout and stderr
+	NetNS  string            // path of the network namespace to join; "" means a new empty one (runc) or the host's (fake)
+	Log    string            // path of the log file that receives stdout and stderr; empty for a foreground run (runc.Driver.Run)
 	Labels map[string]string // free-form, kept with the sandbox (app, release)
+
+	// Mounts are host paths bind-mounted into the sandbox, in addition to
+	// the read-only root; none by default (an app's sandbox has none).
+	// Build sandboxes mount the source copy, layer outputs and caches.
+	Mounts []Mount
+	// TmpSize is the size in bytes of the tmpfs on /tmp; 0 means the
+	// driver's default (64 MiB). Its pages count against Memory.
+	TmpSize int64
+}
+
+// Mount is a host file or folder seen inside a sandbox. The sandbox's
+// process runs as Spec.UID (65532 by default) with no capabilities, so a
+// writable mount is only writable for it if the caller has given Source to
+// that user (chown) beforehand.
+type Mount struct {
+	Source   string // absolute host path; must exist
+	Target   string // absolute, clean path inside the sandbox; not /, nor /proc, /sys, /dev or below them
+	ReadOnly bool
 }
 
 // Status is where a sandbox is in its life.

@@ -56,6 +56,29 @@ func TestSpecValidate(t *testing.T) {
 		{"env without key", func(s *runtime.Spec) { s.Env = []string{"=x"} }, false},
 		{"env without =", func(s *runtime.Spec) { s.Env = []string{"A"} }, false},
 		{"negative pids", func(s *runtime.Spec) { s.Pids = -1 }, false},
+		{"negative tmp size", func(s *runtime.Spec) { s.TmpSize = -1 }, false},
+		{"no log", func(s *runtime.Spec) { s.Log = "" }, false},
+		{"mounts", func(s *runtime.Spec) {
+			s.Mounts = []runtime.Mount{{Source: "/srv/src", Target: "/workspace"}, {Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true}}
+		}, true},
+		{"mount under /tmp", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/c", Target: "/tmp/cache"}} }, true},
+		{"mount on a look-alike of /dev", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/c", Target: "/devel"}} }, true},
+		{"mount source relative", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "src", Target: "/workspace"}} }, false},
+		{"mount source empty", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Target: "/workspace"}} }, false},
+		{"mount target relative", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "workspace"}} }, false},
+		{"mount target empty", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src"}} }, false},
+		{"mount target not clean", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/workspace/../etc"}} }, false},
+		{"mount target trailing slash", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/workspace/"}} }, false},
+		{"mount on the root", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/"}} }, false},
+		{"mount on /proc", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/proc"}} }, false},
+		{"mount under /proc", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/proc/sys/kernel"}} }, false},
+		{"mount on /sys", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/sys"}} }, false},
+		{"mount under /sys", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/sys/fs/cgroup"}} }, false},
+		{"mount on /dev", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/dev"}} }, false},
+		{"mount under /dev", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/dev/sda"}} }, false},
+		{"two mounts on one target", func(s *runtime.Spec) {
+			s.Mounts = []runtime.Mount{{Source: "/a", Target: "/w"}, {Source: "/b", Target: "/w"}}
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +87,30 @@ func TestSpecValidate(t *testing.T) {
 			err := s.Validate()
 			if (err == nil) != tc.ok || err != nil && !errkind.Is(err, errkind.Invalid) {
 				t.Errorf("Validate() = %v (kind %v), want ok=%v or Invalid", err, errkind.Of(err), tc.ok)
+			}
+		})
+	}
+}
+
+func TestSpecValidateForeground(t *testing.T) {
+	good := runtime.Spec{ID: "ok", Args: []string{"/app"}}
+	tests := []struct {
+		name   string
+		change func(*runtime.Spec)
+		ok     bool
+	}{
+		{"good", func(*runtime.Spec) {}, true},
+		{"with a log", func(s *runtime.Spec) { s.Log = "/logs/ok.log" }, false},
+		{"no args", func(s *runtime.Spec) { s.Args = nil }, false},
+		{"mount on /proc", func(s *runtime.Spec) { s.Mounts = []runtime.Mount{{Source: "/src", Target: "/proc"}} }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := good
+			tc.change(&s)
+			err := s.ValidateForeground()
+			if (err == nil) != tc.ok || err != nil && !errkind.Is(err, errkind.Invalid) {
+				t.Errorf("ValidateForeground() = %v (kind %v), want ok=%v or Invalid", err, errkind.Of(err), tc.ok)
 			}
 		})
 	}

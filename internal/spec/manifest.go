@@ -52,7 +52,15 @@ type Run struct {
 	Pids     int64             `yaml:"pids" json:"pids"`
 	Health   string            `yaml:"health" json:"health"`
 	Env      map[string]string `yaml:"env" json:"env,omitempty"`
+	// Workers is how many sandboxes run the image's worker process (0 to
+	// 100; 0 runs none). Unset means 1 when the image has a worker
+	// process and 0 otherwise: whether it has one is known only once it
+	// is built, so Default leaves it unset.
+	Workers *int `yaml:"workers" json:"workers,omitempty"`
 }
+
+// MaxWorkers is the largest run.workers.
+const MaxWorkers = 100
 
 // Parse decodes a manifest strictly: unknown fields, duplicate keys and
 // type mismatches are errors that carry the line number. The result has
@@ -164,6 +172,9 @@ func (m *Manifest) Validate() error {
 	}
 	if r.Pids < 8 || r.Pids > 65536 {
 		errs = append(errs, fmt.Sprintf("run.pids: %d is out of range (8-65536)", r.Pids))
+	}
+	if r.Workers != nil && (*r.Workers < 0 || *r.Workers > MaxWorkers) {
+		errs = append(errs, fmt.Sprintf("run.workers: %d is out of range (0-%d)", *r.Workers, MaxWorkers))
 	}
 	if !strings.HasPrefix(r.Health, "/") {
 		errs = append(errs, fmt.Sprintf("run.health: %q must be a path starting with /", r.Health))

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -34,6 +35,19 @@ func TestParse(t *testing.T) {
 		{name: "two documents", yaml: "name: a\n---\nname: b\n", wantErr: "only one YAML document"},
 		{name: "duplicate key", yaml: "name: a\nname: b\n", wantErr: "already defined"},
 		{name: "tiny memory", yaml: "run: { memory: 1Mi }\n", wantErr: "below the minimum"},
+		{name: "workers unset stays unset", yaml: "run: { port: 8080 }\n", check: func(m *Manifest) bool { return m.Run.Workers == nil }},
+		{name: "workers zero is kept", yaml: "run: { workers: 0 }\n", check: func(m *Manifest) bool {
+			return m.Run.Workers != nil && *m.Run.Workers == 0
+		}},
+		{name: "workers set", yaml: "run:\n  workers: 3\n", check: func(m *Manifest) bool {
+			return m.Run.Workers != nil && *m.Run.Workers == 3
+		}},
+		{name: "workers at the maximum", yaml: "run: { workers: 100 }\n", check: func(m *Manifest) bool {
+			return m.Run.Workers != nil && *m.Run.Workers == 100
+		}},
+		{name: "workers above the maximum", yaml: "run: { workers: 101 }\n", wantErr: "run.workers: 101 is out of range (0-100)"},
+		{name: "negative workers", yaml: "run: { workers: -1 }\n", wantErr: "run.workers: -1 is out of range"},
+		{name: "workers not a number", yaml: "run:\n  workers: many\n", wantErr: "line 2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +100,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: hello\nrun: { port: 8080, memory: 128Mi }\n"))
 	f.Add([]byte("run:\n  replicas: 3\n  health: /healthz\n"))
 	f.Add([]byte("build: { env: { A: b } }"))
+	f.Add([]byte("run: { workers: 0, replicas: 2 }"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {
@@ -98,4 +113,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a manifest that does not validate: %v", err)
 		}
 	})
+}
+
+// TestWorkersJSON checks that run.workers survives the JSON a release keeps
+// its run config in, unset and zero staying apart.
+func TestWorkersJSON(t *testing.T) {
+	t.Parallel()
+	for _, yaml := range []string{"", "run: { workers: 0 }\n", "run: { workers: 2 }\n"} {
+		m, err := Parse([]byte(yaml))
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", yaml, err)
+		}
+		b, err := json.Marshal(m.Run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Run
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("decoding %s: %v", b, err)
+		}
+		if (back.Workers == nil) != (m.Run.Workers == nil) || back.Workers != nil && *back.Workers != *m.Run.Workers {
+			t.Errorf("run.workers of %q through JSON %s = %v, want %v", yaml, b, back.Workers, m.Run.Workers)
+		}
+	}
 }

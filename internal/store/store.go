@@ -44,6 +44,10 @@ type Release struct {
 	Created      time.Time
 	Status       Status
 	Reason       string // what made it ("deploy", "rollback from 3", "env set K") or why it failed
+	// SBOM is the image's inventory (sbom.Encode), recorded by
+	// CreateRelease. GetRelease and ListReleases leave it out (it can be
+	// large): ReleaseSBOM reads it.
+	SBOM []byte
 }
 
 // Sandbox is the record of one replica, kept so that a restarted server can
@@ -110,6 +114,9 @@ type Store interface {
 	CreateRelease(ctx context.Context, r Release) (Release, error)
 	GetRelease(ctx context.Context, app string, number int) (Release, error)
 	ListReleases(ctx context.Context, app string) ([]Release, error) // newest first; NotFound for a missing app
+	// ReleaseSBOM returns what CreateRelease recorded in Release.SBOM; nil
+	// for a release without one.
+	ReleaseSBOM(ctx context.Context, app string, number int) ([]byte, error)
 	// SetReleaseStatus changes a release's status and reason; nothing else
 	// of a release can change. It cannot make a release live: that is
 	// Promote's job, which also records it on the app.

@@ -2,8 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +30,7 @@ import (
 type instance struct {
 	id      string
 	app     string
+	proc    string // Web or Worker
 	rel     store.Release
 	run     spec.Run
 	created time.Time
@@ -41,8 +40,8 @@ type instance struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	state    string // starting, healthy, unhealthy, stopping, exited, backoff, crashloop
-	addr     string
+	state    string // starting, healthy (web), running (worker), unhealthy, stopping, exited, backoff, crashloop
+	addr     string // ip:port the gateway proxies to; web only
 	pid      int
 	restarts int
 	lastExit string
@@ -60,7 +59,16 @@ func (in *instance) set(state string, now time.Time) {
 func (in *instance) routable() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.state == "healthy" && !in.draining && in.addr != ""
+	return in.proc == Web && in.state == "healthy" && !in.draining && in.addr != ""
+}
+
+// readyState is the state of an instance that is up: a web sandbox passes
+// its health check, a worker has outlived its settle time.
+func (in *instance) readyState() string {
+	if in.proc == Web {
+		return "healthy"
+	}
+	return "running"
 }
 
 // why says why the instance is not serving, for the gateway's 503 page.
@@ -94,12 +102,6 @@ func (s *Supervisor) Pid(id string) int {
 	return st.Pid
 }
 
-func newID(app string, rel int) string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%s-%d-%s", app, rel, hex.EncodeToString(b))
-}
-
 // RunConfig decodes a release's run configuration.
 func RunConfig(r store.Release) (spec.Run, error) {
 	var run spec.Run
@@ -113,17 +115,21 @@ func RunConfig(r store.Release) (spec.Run, error) {
 	return m.Run, nil
 }
 
-func (s *Supervisor) newInstance(rel store.Release, id string) (*instance, error) {
+// newInstance adds an instance of rel running process type proc: a new
+// sandbox ID, or id when it adopts a sandbox (its type then comes from id).
+func (s *Supervisor) newInstance(rel store.Release, proc, id string) (*instance, error) {
 	run, err := RunConfig(rel)
 	if err != nil {
 		return nil, err
 	}
 	if id == "" {
-		id = newID(rel.App, rel.Number)
+		id = sandboxID(rel.App, rel.Number, proc)
+	} else {
+		proc = ProcessOf(id)
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	now := s.cfg.Now()
-	in := &instance{id: id, app: rel.App, rel: rel, run: run, created: now, updated: now, state: "starting",
+	in := &instance{id: id, app: rel.App, proc: proc, rel: rel, run: run, created: now, updated: now, state: "starting",
 		ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	a := s.app(rel.App)
 	s.mu.Lock()
@@ -145,25 +151,70 @@ func (s *Supervisor) save(in *instance) {
 	}
 }
 
-// launch creates the sandbox's network and starts its process.
-func (s *Supervisor) launch(in *instance) error {
-	ctx := in.ctx
-	digest, err := v1.NewHash(in.rel.Image)
+// releaseImage reads what release rel's image runs, by process type.
+func (s *Supervisor) releaseImage(rel store.Release) (*v1.ConfigFile, map[string]process, error) {
+	digest, err := v1.NewHash(rel.Image)
 	if err != nil {
-		return fmt.Errorf("release %d has a bad image digest: %w", in.rel.Number, err)
+		return nil, nil, fmt.Errorf("release %d has a bad image digest: %w", rel.Number, err)
 	}
 	img, err := s.images.Get(digest)
 	if err != nil {
-		return fmt.Errorf("loading image of release %d: %w", in.rel.Number, err)
+		return nil, nil, fmt.Errorf("loading image of release %d: %w", rel.Number, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("reading image config of release %d: %w", in.rel.Number, err)
+		return nil, nil, fmt.Errorf("reading image config of release %d: %w", rel.Number, err)
 	}
+	procs, err := processes(cf.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image of release %d: %w", rel.Number, err)
+	}
+	return cf, procs, nil
+}
+
+// sandboxSpec describes sandbox id running rel's process proc, with the
+// app's env, limits and labels; the caller sets NetNS and Log.
+func (s *Supervisor) sandboxSpec(ctx context.Context, rel store.Release, run spec.Run, proc, id string) (runtime.Spec, error) {
+	cf, procs, err := s.releaseImage(rel)
+	if err != nil {
+		return runtime.Spec{}, err
+	}
+	p, ok := procs[proc]
+	if !ok {
+		return runtime.Spec{}, errkind.Errorf(errkind.Invalid, "the image of release %d has no %s process", rel.Number, proc)
+	}
+	digest, _ := v1.NewHash(rel.Image) // checked by releaseImage
 	layers, err := s.images.Unpack(ctx, digest)
 	if err != nil {
-		return fmt.Errorf("unpacking image of release %d: %w", in.rel.Number, err)
+		return runtime.Spec{}, fmt.Errorf("unpacking image of release %d: %w", rel.Number, err)
 	}
+	uid, gid := parseUser(cf.Config.User)
+	return runtime.Spec{
+		ID:     id,
+		Layers: layers,
+		Args:   p.Args,
+		Env:    sandboxEnv(p.Env, run, rel),
+		Cwd:    p.Cwd,
+		UID:    uid,
+		GID:    gid,
+		Memory: int64(run.Memory),
+		Pids:   run.Pids,
+		Labels: map[string]string{"app": rel.App, "release": strconv.Itoa(rel.Number), "process": proc},
+	}, nil
+}
+
+// launch creates the sandbox's network and starts its process.
+func (s *Supervisor) launch(in *instance) error {
+	ctx := in.ctx
+	sp, err := s.sandboxSpec(ctx, in.rel, in.run, in.proc, in.id)
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(s.cfg.LogDir, in.app)
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("creating log folder: %w", err)
+	}
+	sp.Log = filepath.Join(logDir, in.id+".log")
 	// The namespace exists at once; attaching it to the bridge (the CNI
 	// plugins, tens of milliseconds) runs while runc starts the sandbox in
 	// it. The app may bind its port before eth0 has its address; it is
@@ -173,6 +224,7 @@ func (s *Supervisor) launch(in *instance) error {
 	if err != nil {
 		return fmt.Errorf("creating network namespace: %w", err)
 	}
+	sp.NetNS = nsPath
 	type attached struct {
 		att netns.Attachment
 		err error
@@ -182,25 +234,6 @@ func (s *Supervisor) launch(in *instance) error {
 		att, err := s.net.Attach(ctx, in.id)
 		attc <- attached{att, err}
 	}()
-	uid, gid := parseUser(cf.Config.User)
-	logDir := filepath.Join(s.cfg.LogDir, in.app)
-	if err := os.MkdirAll(logDir, 0o700); err != nil {
-		return fmt.Errorf("creating log folder: %w", err)
-	}
-	sp := runtime.Spec{
-		ID:     in.id,
-		Layers: layers,
-		Args:   append(append([]string{}, cf.Config.Entrypoint...), cf.Config.Cmd...),
-		Env:    sandboxEnv(cf.Config.Env, in.run, in.rel),
-		Cwd:    cf.Config.WorkingDir,
-		UID:    uid,
-		GID:    gid,
-		Memory: int64(in.run.Memory),
-		Pids:   in.run.Pids,
-		NetNS:  nsPath,
-		Log:    filepath.Join(logDir, in.id+".log"),
-		Labels: map[string]string{"app": in.app, "release": strconv.Itoa(in.rel.Number)},
-	}
 	st, err := s.driver.Start(ctx, sp)
 	a := <-attc
 	if err == nil && a.err != nil {
@@ -212,10 +245,11 @@ func (s *Supervisor) launch(in *instance) error {
 	if err != nil {
 		return err
 	}
-	att := a.att
-	s.log.Debug("sandbox started", "sandbox", in.id, "took", time.Since(t0))
+	s.log.Debug("sandbox started", "sandbox", in.id, "process", in.proc, "took", time.Since(t0))
 	in.mu.Lock()
-	in.addr = netip.AddrPortFrom(att.IP, uint16(in.run.Port)).String()
+	if in.proc == Web {
+		in.addr = netip.AddrPortFrom(a.att.IP, uint16(in.run.Port)).String()
+	}
 	in.pid = st.Pid
 	in.mu.Unlock()
 	return nil
@@ -237,8 +271,9 @@ func parseUser(u string) (uint32, uint32) {
 	return uint32(uid), uint32(gid)
 }
 
-// sandboxEnv layers the image's env, the manifest's run.env, the release's
-// config vars, then PORT, NOOPS_APP and NOOPS_RELEASE, later ones winning.
+// sandboxEnv layers the image's env (with the process's own), the
+// manifest's run.env, the release's config vars, then PORT, NOOPS_APP and
+// NOOPS_RELEASE, later ones winning.
 func sandboxEnv(image []string, run spec.Run, rel store.Release) []string {
 	env := map[string]string{}
 	var order []string

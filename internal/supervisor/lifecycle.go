@@ -19,8 +19,10 @@ var errRetired = errors.New("retired")
 
 // loop runs an instance until it is retired or the supervisor stops.
 // ready, when not nil, receives the outcome of the first start: nil once the
-// sandbox is healthy, or why it never got there (and the loop ends: a
-// rollout does not retry a release that cannot start).
+// sandbox is ready (healthy, or a worker settled), or why it never got
+// there (and the loop ends: a rollout does not retry a release that cannot
+// start). A worker that exits later is restarted with the same back-off
+// as a web sandbox.
 func (s *Supervisor) loop(in *instance, adopted bool, ready chan<- error) {
 	defer close(in.done)
 	failures := 0
@@ -86,11 +88,12 @@ func backoff(failures int, lo, hi time.Duration) time.Duration {
 	return d
 }
 
-// errNeverReady marks a first start that did not become healthy.
-var errNeverReady = errors.New("never became healthy")
+// errNeverReady marks a first start that did not become ready.
+var errNeverReady = errors.New("never became ready")
 
-// runOnce starts the sandbox (unless adopted), waits for it to be healthy
-// and watches it until it exits or the instance is cancelled.
+// runOnce starts the sandbox (unless adopted), waits for it to be ready
+// (a web sandbox healthy, a worker settled) and watches it until it exits
+// or the instance is cancelled.
 func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- error) error {
 	if !adopted {
 		in.set("starting", s.cfg.Now())
@@ -114,20 +117,56 @@ func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- err
 		exited <- exitResult{e, err}
 	}()
 
-	if err := s.awaitHealthy(in, exited, adopted); err != nil {
+	await, watch := s.awaitHealthy, s.watch
+	if in.proc != Web {
+		await, watch = s.awaitSettled, s.watchExit
+	}
+	if err := await(in, exited, adopted); err != nil {
 		if first {
 			ready <- err
 			return errNeverReady
 		}
 		return err
 	}
-	in.set("healthy", s.cfg.Now())
+	in.set(in.readyState(), s.cfg.Now())
 	s.save(in)
 	s.publish(in.app)
 	if first {
 		ready <- nil
 	}
-	return s.watch(in, exited)
+	return watch(in, exited)
+}
+
+// awaitSettled waits for a worker to stay up for the settle time: it has
+// no port to check, so outliving a crash at start-up is what ready means.
+// An adopted worker has been up since an earlier server started it.
+func (s *Supervisor) awaitSettled(in *instance, exited <-chan exitResult, adopted bool) error {
+	if adopted {
+		return nil
+	}
+	settle := time.NewTimer(s.cfg.WorkerSettle)
+	defer settle.Stop()
+	select {
+	case r := <-exited:
+		s.recordExit(in, r)
+		return fmt.Errorf("the %s of release %d exited within %s of its start (%s); see `noops logs %s`",
+			in.proc, in.rel.Number, s.cfg.WorkerSettle, in.lastExitText(), in.app)
+	case <-in.ctx.Done():
+		return in.ctx.Err()
+	case <-settle.C:
+		return nil
+	}
+}
+
+// watchExit waits for a worker to exit: it is not health-checked.
+func (s *Supervisor) watchExit(in *instance, exited <-chan exitResult) error {
+	select {
+	case r := <-exited:
+		s.recordExit(in, r)
+		return fmt.Errorf("exited: %s", in.lastExitText())
+	case <-in.ctx.Done():
+		return in.ctx.Err()
+	}
 }
 
 // awaitHealthy polls the health check quickly until it passes, the sandbox
@@ -223,7 +262,7 @@ func (s *Supervisor) recordExit(in *instance, r exitResult) {
 	in.set("exited", s.cfg.Now())
 	s.save(in)
 	s.publish(in.app)
-	s.log.Warn("sandbox exited", "app", in.app, "sandbox", in.id, "release", in.rel.Number, "exit", text)
+	s.log.Warn("sandbox exited", "app", in.app, "sandbox", in.id, "process", in.proc, "release", in.rel.Number, "exit", text)
 }
 
 // ExitText describes an exit for people: "exit 2", "SIGKILL (out of memory)".
@@ -253,17 +292,20 @@ func (s *Supervisor) teardown(in *instance) {
 	s.publish(in.app)
 }
 
-// retire drains an instance and stops it for good.
+// retire drains an instance (a web one: workers get no requests) and
+// stops it for good, with the StopGrace between SIGTERM and SIGKILL.
 func (s *Supervisor) retire(ctx context.Context, in *instance) {
 	in.mu.Lock()
 	in.draining, in.stopping = true, true
 	in.mu.Unlock()
 	s.publish(in.app)
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
-	if err := s.router.Drain(dctx, in.id); err != nil {
-		s.log.Warn("draining sandbox", "sandbox", in.id, "err", err)
+	if in.proc == Web {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+		if err := s.router.Drain(dctx, in.id); err != nil {
+			s.log.Warn("draining sandbox", "sandbox", in.id, "err", err)
+		}
+		cancel()
 	}
-	cancel()
 	in.cancel()
 	<-in.done
 }

@@ -1,13 +1,16 @@
 // Package supervisor keeps each app's sandboxes running as the store says
-// they should: it rolls releases out replica by replica behind health checks,
-// restarts sandboxes that exit with exponential backoff, scales, drains, and
-// on start re-adopts the sandboxes that outlived a previous server.
+// they should: it runs a release's release command before anything else of
+// it, rolls releases out replica by replica behind health checks, runs
+// their workers unrouted, restarts sandboxes that exit with exponential
+// backoff, scales, drains, and on start re-adopts the sandboxes that
+// outlived a previous server.
 package supervisor
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -43,6 +46,13 @@ type Router interface {
 	Drain(ctx context.Context, backendID string) error
 }
 
+// Runner runs a sandbox in the foreground to completion, its output going
+// to the writers while it runs: a release's release command.
+// (*runc.Driver).Run is one.
+type Runner interface {
+	Run(ctx context.Context, spec runtime.Spec, stdout, stderr io.Writer) (runtime.Exit, error)
+}
+
 // Config tunes the supervisor. Zero values take the defaults.
 type Config struct {
 	LogDir        string        // per-app sandbox log files: LogDir/<app>/<sandbox>.log
@@ -52,8 +62,17 @@ type Config struct {
 	BackoffMin    time.Duration // first restart delay (default 1s)
 	BackoffMax    time.Duration // longest restart delay (default 5m)
 	CheckInterval time.Duration // health check of a running sandbox (default 5s)
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// WorkerSettle is how long a worker must stay up after its start to
+	// count as ready (default 1s): a worker has no health check.
+	WorkerSettle time.Duration
+	// ReleaseTimeout bounds a release command; it is killed after it
+	// (default 10m).
+	ReleaseTimeout time.Duration
+	// Runner runs release commands. Without one, a release whose image
+	// has a release process fails to roll out.
+	Runner Runner
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -68,6 +87,8 @@ func (c *Config) defaults() {
 	set(&c.BackoffMin, time.Second)
 	set(&c.BackoffMax, 5*time.Minute)
 	set(&c.CheckInterval, 5*time.Second)
+	set(&c.WorkerSettle, time.Second)
+	set(&c.ReleaseTimeout, 10*time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -100,6 +121,7 @@ type appState struct {
 	rollout  sync.Mutex     // one rollout, scale or stop at a time
 	retiring sync.WaitGroup // replicas being drained in the background
 	insts    map[string]*instance
+	noWeb    bool // the live release's image has no web process (under Supervisor.mu)
 }
 
 // New returns a supervisor; Start adopts what is running and begins work.
@@ -259,20 +281,39 @@ func (s *Supervisor) publish(app string) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		in := a.insts[id]
+		if in.proc != Web {
+			continue // workers are never routed
+		}
 		if in.routable() {
 			backends = append(backends, gateway.Backend{ID: in.id, Addr: in.addr})
 		} else if r := in.why(); r != "" && reason == "" {
 			reason = r
 		}
 	}
+	noWeb := a.noWeb
 	s.mu.Unlock()
-	if reason == "" {
+	switch {
+	case len(backends) == 0 && noWeb && reason == "":
+		s.router.SetBackends(app, nil, "app has no web process")
+		return
+	case reason == "":
 		reason = "no replica is running"
 	}
 	s.router.SetBackends(app, backends, app+": no healthy replica ("+reason+")")
 }
 
-// Instances describes the app's sandboxes as the supervisor sees them now.
+// setNoWeb records whether the app's live release lacks a web process,
+// which publish tells the gateway.
+func (s *Supervisor) setNoWeb(app string, procs map[string]process) {
+	_, web := procs[Web]
+	a := s.app(app)
+	s.mu.Lock()
+	a.noWeb = !web
+	s.mu.Unlock()
+}
+
+// Instances describes the app's sandboxes as the supervisor sees them now,
+// web and worker ones; ProcessOf tells a row's process type from its ID.
 func (s *Supervisor) Instances(app string) []store.Sandbox {
 	a := s.app(app)
 	s.mu.Lock()

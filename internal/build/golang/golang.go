@@ -30,10 +30,9 @@ type Buildpack struct {
 	fallback string
 }
 
-// Name, Expects and Priority describe the buildpack to package build.
+// Name and Expects describe the buildpack to package build.
 func (*Buildpack) Name() string    { return "golang" }
 func (*Buildpack) Expects() string { return "go.mod (Go)" }
-func (*Buildpack) Priority() int   { return 10 }
 
 // Detect passes when the source has go.mod at its root.
 func (*Buildpack) Detect(src string) (build.Detection, error) {
@@ -44,13 +43,14 @@ func (*Buildpack) Detect(src string) (build.Detection, error) {
 	if err != nil {
 		return build.Detection{}, err
 	}
-	return build.Detection{Pass: fi.Mode().IsRegular(), Reason: "go.mod"}, nil
+	// A static binary needs no language runtime: the static stack.
+	return build.Detection{Pass: fi.Mode().IsRegular(), Reason: "go.mod", Stack: "static", Provides: []string{"go"}}, nil
 }
 
 // tailLines is how much of the compiler's output a failed build's error keeps.
 const tailLines = 40
 
-// Build compiles the main package into bc.Layer as a static binary.
+// Build compiles the main package into the app layer as a static binary.
 func (b *Buildpack) Build(ctx context.Context, bc *build.Context) error {
 	modPath, err := modulePath(filepath.Join(bc.Src, "go.mod"))
 	if err != nil {
@@ -65,7 +65,7 @@ func (b *Buildpack) Build(ctx context.Context, bc *build.Context) error {
 		return err
 	}
 	bin := binaryName(modPath)
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", filepath.Join(bc.Layer, bin), pkg}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", filepath.Join(bc.App, bin), pkg}
 	env, err := b.env(bc, gobin)
 	if err != nil {
 		return err
@@ -97,17 +97,22 @@ func (b *Buildpack) Build(ctx context.Context, bc *build.Context) error {
 		return fmt.Errorf("running %s build: %w", gobin, err)
 	}
 	fmt.Fprintf(bc.Log, "built %s in %s\n", image.AppDir+"/"+bin, time.Since(start).Round(10*time.Millisecond))
-	bc.Process = build.Process{Command: []string{image.AppDir + "/" + bin}}
+	bc.SetProcess("web", build.Process{Command: []string{image.AppDir + "/" + bin}})
 	return nil
 }
 
 // toolchain finds the go command: in PATH, then where the Go distribution
 // installs it.
-func (b *Buildpack) toolchain() (string, error) {
+func (b *Buildpack) toolchain() (string, error) { return findGo(b.fallback) }
+
+// Toolchain finds the server's go command, for other buildpacks that
+// compile Go (the static site server).
+func Toolchain() (string, error) { return findGo("") }
+
+func findGo(fallback string) (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return filepath.Abs(p)
 	}
-	fallback := b.fallback
 	if fallback == "" {
 		fallback = "/usr/local/go/bin/go"
 	}

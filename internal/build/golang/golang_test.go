@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"noops/internal/build"
+	"noops/internal/build/buildtest"
 	"noops/internal/errkind"
-	"noops/internal/image"
 )
 
 // sharedCache is one app cache for the tests that do not study caching, so
@@ -37,8 +36,6 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-var baseLayer = sync.OnceValues(func() (v1.Layer, error) { return image.BaseLayer(image.BaseOptions{}) })
 
 const helloMain = `package main
 
@@ -67,11 +64,7 @@ func module(t *testing.T, files map[string]string) string {
 
 func request(t *testing.T, src, cache string, log io.Writer) build.Request {
 	t.Helper()
-	b, err := baseLayer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return build.Request{App: "hello", Src: src, Cache: cache, Port: 8080, Base: b, Log: log,
+	return build.Request{App: "hello", Src: src, Cache: cache, Port: 8080, Stacks: buildtest.Stacks{}, Log: log,
 		Now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
@@ -149,7 +142,7 @@ func TestBuildHello(t *testing.T) {
 	if got := runBinary(t, binary(t, res.Image, "app/hello")); got != "hello from noops" {
 		t.Errorf("the built binary prints %q", got)
 	}
-	if !strings.Contains(log.String(), "detected golang (go.mod)") || !strings.Contains(log.String(), "go build") {
+	if !strings.Contains(log.String(), "detect: golang on stack static") || !strings.Contains(log.String(), "go build") {
 		t.Errorf("log = %q, want detection and the go build command", log.String())
 	}
 	if entries, _ := os.ReadDir(src); len(entries) != 2 {

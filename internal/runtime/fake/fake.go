@@ -1,8 +1,10 @@
 // Package fake is a runtime.Driver that runs a spec's program as a plain
 // host process: Args[0] is a path on the host, and Layers, NetNS, the user
-// and the limits are ignored. It writes the same log files as the runc
-// driver and keeps its state in memory, so tests that cannot be root can
-// run real programs. It passes runtimetest.Run like the production driver.
+// and the limits are ignored. A spec with Mounts is refused: a host process
+// would read and write the host's Target paths instead. It writes the same
+// log files as the runc driver and keeps its state in memory, so tests that
+// cannot be root can run real programs. It passes runtimetest.Run like the
+// production driver.
 package fake
 
 import (
@@ -58,6 +60,9 @@ func (d *Driver) Restart() *Driver { return &Driver{m: d.m} }
 func (d *Driver) Start(_ context.Context, spec runtime.Spec) (runtime.State, error) {
 	if err := spec.Validate(); err != nil {
 		return runtime.State{}, err
+	}
+	if len(spec.Mounts) > 0 {
+		return runtime.State{}, errkind.Errorf(errkind.Invalid, "starting sandbox %s: the fake driver cannot mount folders", spec.ID)
 	}
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()

@@ -2,6 +2,8 @@ package runc
 
 import (
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,7 +30,10 @@ const (
 // paths, its own pid, ipc, uts, mount, cgroup and network namespaces (the
 // network one is s.NetNS when set), and memory, swap and pids limits in the
 // cgroup cgroupParent/<id> ("" means DefaultCgroupParent). The root is the
-// bundle's "rootfs" folder. It only computes; s must be valid.
+// bundle's "rootfs" folder. s.Mounts follow the sandbox's own mounts as
+// bind mounts (no submounts, nosuid, nodev, "ro" when read-only), parents
+// before the mounts inside them whatever their order in s. It only
+// computes; s must be valid.
 func OCISpec(s runtime.Spec, cgroupParent string) (*specs.Spec, error) {
 	uid, gid := s.UID, s.GID
 	if uid == 0 {
@@ -91,7 +96,7 @@ func OCISpec(s runtime.Spec, cgroupParent string) (*specs.Spec, error) {
 			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=64m"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", tmpSize(s.TmpSize)}},
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: path.Join(cgroupParent, s.ID),
@@ -122,6 +127,7 @@ func OCISpec(s runtime.Spec, cgroupParent string) (*specs.Spec, error) {
 			},
 		},
 	}
+	rs.Mounts = append(rs.Mounts, bindMounts(s.Mounts)...)
 	sc, err := seccompFor(rs)
 	if err != nil {
 		return nil, err
@@ -129,6 +135,40 @@ func OCISpec(s runtime.Spec, cgroupParent string) (*specs.Spec, error) {
 	rs.Linux.Seccomp = sc
 	return rs, nil
 }
+
+// tmpSize is the size option of the tmpfs on /tmp: n bytes, 0 meaning
+// 64 MiB.
+func tmpSize(n int64) string {
+	if n == 0 {
+		return "size=64m"
+	}
+	return "size=" + strconv.FormatInt(n, 10)
+}
+
+// bindMounts returns ms as OCI bind mounts ordered by depth (stable), so
+// that a mount inside another one's target is not hidden by it.
+func bindMounts(ms []runtime.Mount) []specs.Mount {
+	sorted := slices.Clone(ms)
+	slices.SortStableFunc(sorted, func(a, b runtime.Mount) int {
+		return depth(a.Target) - depth(b.Target)
+	})
+	out := make([]specs.Mount, 0, len(sorted))
+	for _, m := range sorted {
+		// "bind", not "rbind": what is mounted below Source on the host
+		// stays out of the sandbox.
+		opts := []string{"bind", "nosuid", "nodev"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		} else {
+			opts = append(opts, "rw")
+		}
+		out = append(out, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+	}
+	return out
+}
+
+// depth is the number of components of a clean absolute path.
+func depth(p string) int { return strings.Count(p, "/") }
 
 func hasKey(env []string, key string) bool {
 	for _, kv := range env {

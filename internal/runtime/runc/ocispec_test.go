@@ -267,3 +267,90 @@ func TestOCISpecSeccomp(t *testing.T) {
 		})
 	}
 }
+
+func TestOCISpecBindMounts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mounts []runtime.Mount
+		want   []specs.Mount // after the sandbox's own mounts
+	}{
+		{name: "none", mounts: nil, want: nil},
+		{
+			name:   "read-write folder",
+			mounts: []runtime.Mount{{Source: "/data/src", Target: "/workspace"}},
+			want:   []specs.Mount{{Destination: "/workspace", Type: "bind", Source: "/data/src", Options: []string{"bind", "nosuid", "nodev", "rw"}}},
+		},
+		{
+			name:   "read-only file",
+			mounts: []runtime.Mount{{Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true}},
+			want:   []specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"bind", "nosuid", "nodev", "ro"}}},
+		},
+		{
+			name: "parents first, otherwise in order",
+			mounts: []runtime.Mount{
+				{Source: "/c/modules", Target: "/workspace/node_modules"},
+				{Source: "/c/b", Target: "/b"},
+				{Source: "/data/src", Target: "/workspace", ReadOnly: true},
+				{Source: "/c/a", Target: "/a"},
+			},
+			want: []specs.Mount{
+				{Destination: "/b", Type: "bind", Source: "/c/b", Options: []string{"bind", "nosuid", "nodev", "rw"}},
+				{Destination: "/workspace", Type: "bind", Source: "/data/src", Options: []string{"bind", "nosuid", "nodev", "ro"}},
+				{Destination: "/a", Type: "bind", Source: "/c/a", Options: []string{"bind", "nosuid", "nodev", "rw"}},
+				{Destination: "/workspace/node_modules", Type: "bind", Source: "/c/modules", Options: []string{"bind", "nosuid", "nodev", "rw"}},
+			},
+		},
+	}
+	plain := ociSpec(t, baseSpec(), "")
+	plain.Linux.Seccomp = nil
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := baseSpec()
+			s.Mounts = tc.mounts
+			rs := ociSpec(t, s, "")
+			own := len(plain.Mounts)
+			if len(rs.Mounts) < own || !reflect.DeepEqual(rs.Mounts[:own], plain.Mounts) {
+				t.Fatalf("mounts %+v do not start with the sandbox's own %+v", rs.Mounts, plain.Mounts)
+			}
+			if got := rs.Mounts[own:]; !reflect.DeepEqual(got, tc.want) && len(got)+len(tc.want) > 0 {
+				t.Errorf("bind mounts = %+v, want %+v", got, tc.want)
+			}
+			// Everything but the mounts is the hardened configuration of a
+			// sandbox without them.
+			rs.Mounts = plain.Mounts
+			rs.Linux.Seccomp = nil
+			if !reflect.DeepEqual(rs, plain) {
+				a, _ := json.Marshal(rs)
+				b, _ := json.Marshal(plain)
+				t.Errorf("mounts changed more than the mounts:\n%s\nwant\n%s", a, b)
+			}
+		})
+	}
+}
+
+func TestOCISpecTmpSize(t *testing.T) {
+	tests := []struct {
+		name string
+		size int64
+		want string
+	}{
+		{"default", 0, "size=64m"},
+		{"one GiB", 1 << 30, "size=1073741824"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := baseSpec()
+			s.TmpSize = tc.size
+			var tmp *specs.Mount
+			rs := ociSpec(t, s, "")
+			for i := range rs.Mounts {
+				if rs.Mounts[i].Destination == "/tmp" {
+					tmp = &rs.Mounts[i]
+				}
+			}
+			if tmp == nil || !slices.Contains(tmp.Options, tc.want) {
+				t.Errorf("OCISpec(TmpSize %d): /tmp mount %+v, want option %s", tc.size, tmp, tc.want)
+			}
+		})
+	}
+}

@@ -15,14 +15,15 @@ import (
 
 // The files of a bundle, Root/<id>/.
 const (
-	configFile  = "config.json"  // the OCI runtime configuration
-	rootfsDir   = "rootfs"       // the overlay of the image's layers
-	sandboxFile = "sandbox.json" // what the driver keeps: labels, log, times
-	shimPidFile = "shim.pid"     // the shim's pid, for Wait after a restart
-	shimLogFile = "shim.log"     // the shim's own diagnostics
-	initPidFile = "init.pid"     // written by runc: the sandbox's process
-	runcLogFile = "runc.log"     // runc's JSON log
-	exitFile    = "exit.json"    // written by the shim when the process ended
+	configFile     = "config.json"  // the OCI runtime configuration
+	rootfsDir      = "rootfs"       // the overlay of the image's layers
+	mountPointsDir = "mountpoints"  // the layer holding the mount points of runtime.Spec.Mounts
+	sandboxFile    = "sandbox.json" // what the driver keeps: labels, log, times
+	shimPidFile    = "shim.pid"     // the shim's pid, for Wait after a restart
+	shimLogFile    = "shim.log"     // the shim's own diagnostics
+	initPidFile    = "init.pid"     // written by runc: the sandbox's process
+	runcLogFile    = "runc.log"     // runc's JSON log
+	exitFile       = "exit.json"    // written by the shim when the process ended
 )
 
 // sandboxRecord is sandbox.json.

@@ -3,15 +3,21 @@
 // of the image's layers as rootfs) run by the runc binary, with runc's
 // state under Root/.runc.
 //
-// Every sandbox has a shim (containerd's model): a small process started in
-// its own session, by default the noops binary's hidden `shim` command,
-// which calls RunShim. The shim runs `runc run --detach`, becomes the
-// sandbox process's parent (it is a child subreaper), copies its stdout and
-// stderr into the size-rotated JSON-lines log of runtime.Spec.Log, reaps it
-// and records how it exited in Root/<id>/exit.json. So a server that dies,
-// even by SIGKILL, neither stops its sandboxes nor loses their output or
-// exit codes, and the next server's driver adopts them: Wait, State, Stop
-// and Delete work from the files of the bundle and runc's state alone.
+// Every sandbox that Start starts has a shim (containerd's model): a small
+// process started in its own session, by default the noops binary's hidden
+// `shim` command, which calls RunShim. The shim runs `runc run --detach`,
+// becomes the sandbox process's parent (it is a child subreaper), copies
+// its stdout and stderr into the size-rotated JSON-lines log of
+// runtime.Spec.Log, reaps it and records how it exited in
+// Root/<id>/exit.json. So a server that dies, even by SIGKILL, neither
+// stops its sandboxes nor loses their output or exit codes, and the next
+// server's driver adopts them: Wait, State, Stop and Delete work from the
+// files of the bundle and runc's state alone.
+//
+// Driver.Run is the other way to run a sandbox, for short-lived work such
+// as a build step: the same bundle and hardening, but no shim. runc runs
+// in the foreground as a child of the caller, the output is streamed to
+// the caller's writers, and the sandbox is removed when Run returns.
 package runc
 
 import (
@@ -61,8 +67,9 @@ type Driver struct {
 	runc     string // resolved runc binary
 	log      *slog.Logger
 
-	mu       sync.Mutex
-	starting map[string]bool // sandboxes whose Start has not returned
+	mu         sync.Mutex
+	starting   map[string]bool // sandboxes whose Start has not returned
+	foreground map[string]bool // sandboxes whose Run has not returned
 }
 
 var _ runtime.Driver = (*Driver)(nil)
@@ -103,13 +110,14 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("starting the runc driver: %w", err)
 	}
 	d := &Driver{
-		cfg:      cfg,
-		root:     root,
-		runcRoot: filepath.Join(root, ".runc"),
-		skel:     filepath.Join(root, ".skel"),
-		runc:     bin,
-		log:      cfg.Logger,
-		starting: map[string]bool{},
+		cfg:        cfg,
+		root:       root,
+		runcRoot:   filepath.Join(root, ".runc"),
+		skel:       filepath.Join(root, ".skel"),
+		runc:       bin,
+		log:        cfg.Logger,
+		starting:   map[string]bool{},
+		foreground: map[string]bool{},
 	}
 	for _, dir := range []string{root, d.runcRoot} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -141,6 +149,14 @@ func (d *Driver) isStarting(id string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.starting[id]
+}
+
+// isForeground reports whether a Run of this driver runs sandbox id: its
+// end is Run's to see and clean up, not Wait's or State's to record.
+func (d *Driver) isForeground(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.foreground[id]
 }
 
 // runcError is a failed runc command with what it printed.

@@ -444,3 +444,37 @@ func TestOOMKilled(t *testing.T) {
 		t.Errorf("Wait = %+v, want killed by SIGKILL for running out of memory", e)
 	}
 }
+
+// TestStartMounts: a started sandbox gets its spec's bind mounts too (the
+// supervisor's app sandboxes have none).
+func TestStartMounts(t *testing.T) {
+	d, _ := newDriver(t)
+	layers := runtimetest.Image(t)
+	dir := t.TempDir()
+	if err := os.Chown(dir, runc.DefaultUID, runc.DefaultUID); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("mnt-%d", os.Getpid())
+	sp := runtime.Spec{
+		ID:     id,
+		Layers: layers,
+		Args:   []string{runtimetest.ProgramPath, "write", "/data/out", "from a started sandbox"},
+		Log:    filepath.Join(t.TempDir(), id+".log"),
+		Mounts: []runtime.Mount{{Source: dir, Target: "/data"}},
+	}
+	t.Cleanup(func() { _ = d.Delete(context.Background(), id) })
+	if _, err := d.Start(context.Background(), sp); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if e, err := d.Wait(ctx, id); err != nil || e.Code != 0 {
+		t.Fatalf("Wait = %+v, %v; want exit 0 (log %q)", e, err, logLines(t, sp.Log))
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "out")); err != nil || string(b) != "from a started sandbox" {
+		t.Errorf("the mounted folder holds %q, %v; want what the sandbox wrote", b, err)
+	}
+	if err := d.Delete(ctx, id); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+}

@@ -20,35 +20,16 @@ import (
 	"noops/internal/runtime"
 )
 
-// validate checks spec for this driver; errors are errkind.Invalid.
+// validate checks spec for Start; errors are errkind.Invalid.
 func (d *Driver) validate(spec runtime.Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	invalid := func(format string, args ...any) error {
-		return errkind.Errorf(errkind.Invalid, "sandbox %s: "+format, append([]any{spec.ID}, args...)...)
-	}
-	if len(spec.Layers) == 0 {
-		return invalid("no image layers")
-	}
-	for _, l := range spec.Layers {
-		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\n") {
-			return invalid("layer %q: want an absolute path without ':' or ','", l)
-		}
-		if fi, err := os.Stat(l); err != nil || !fi.IsDir() {
-			return invalid("layer %q is not a folder", l)
-		}
-	}
-	if spec.NetNS != "" {
-		if !filepath.IsAbs(spec.NetNS) {
-			return invalid("network namespace %q is not an absolute path", spec.NetNS)
-		}
-		if _, err := os.Stat(spec.NetNS); err != nil {
-			return invalid("network namespace: %v", err)
-		}
+	if err := checkHost(spec); err != nil {
+		return err
 	}
 	if fi, err := os.Stat(filepath.Dir(spec.Log)); err != nil || !fi.IsDir() {
-		return invalid("log folder %s does not exist", filepath.Dir(spec.Log))
+		return errkind.Errorf(errkind.Invalid, "sandbox %s: log folder %s does not exist", spec.ID, filepath.Dir(spec.Log))
 	}
 	return nil
 }
@@ -65,21 +46,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, e
 	if err := d.validate(spec); err != nil {
 		return runtime.State{}, err
 	}
-	oci, err := OCISpec(spec, d.cfg.CgroupParent)
+	oci, err := d.ociSpec(spec)
 	if err != nil {
 		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", spec.ID, err)
 	}
-	if !swapAccounting() {
-		oci.Linux.Resources.Memory.Swap = nil // the kernel cannot limit it; runc would fail
-	}
-	bundle := d.bundle(spec.ID)
-	if _, err := os.Stat(filepath.Join(d.runcRoot, spec.ID)); err == nil {
-		return runtime.State{}, errkind.Errorf(errkind.Conflict, "starting sandbox %s: runc already has a container of that name", spec.ID)
-	}
-	if err := os.Mkdir(bundle, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return runtime.State{}, errkind.Errorf(errkind.Conflict, "starting sandbox %s: it already exists", spec.ID)
-		}
+	bundle, err := d.makeBundle(spec.ID)
+	if err != nil {
 		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", spec.ID, err)
 	}
 	d.mu.Lock()
@@ -104,17 +76,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, e
 
 // startBundle fills the bundle, starts the shim and waits for its report.
 func (d *Driver) startBundle(ctx context.Context, spec runtime.Spec, bundle string, oci *specs.Spec, rec *sandboxRecord) (int, error) {
-	if err := writeJSON(filepath.Join(bundle, configFile), oci); err != nil {
-		return 0, err
-	}
-	rootfs := filepath.Join(bundle, rootfsDir)
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
-		return 0, fmt.Errorf("making the root folder: %w", err)
-	}
-	if err := mountRootfs(rootfs, spec.Layers, d.skel); err != nil {
-		return 0, err
-	}
-	if err := writeJSON(filepath.Join(bundle, sandboxFile), rec); err != nil {
+	if err := d.fillBundle(spec, bundle, oci, rec); err != nil {
 		return 0, err
 	}
 	pid, err := d.startShim(ctx, spec, bundle)

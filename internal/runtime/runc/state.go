@@ -88,6 +88,11 @@ func (d *Driver) stateOf(ctx context.Context, rec sandboxRecord, cs *containerSt
 	case cs != nil && cs.Status != "stopped" && cs.Pid > 0:
 		st.Status, st.Pid = runtime.Running, cs.Pid
 		return st, nil
+	case d.isForeground(rec.ID):
+		// Not yet made by runc, or just ended: Run records nothing and
+		// removes the sandbox when it returns.
+		st.Status = runtime.Created
+		return st, nil
 	}
 	// The process has ended but exit.json is missing: its shim is about to
 	// write it (it flushes the log first), or it died before the process.

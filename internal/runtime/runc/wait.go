@@ -35,7 +35,7 @@ func (d *Driver) Wait(ctx context.Context, id string) (runtime.Exit, error) {
 		if err != nil || ok {
 			return e, err
 		}
-		if d.isStarting(id) {
+		if d.isStarting(id) || d.isForeground(id) {
 			if err := sleep(ctx, 20*time.Millisecond); err != nil {
 				return runtime.Exit{}, fmt.Errorf("waiting for sandbox %s: %w", id, err)
 			}

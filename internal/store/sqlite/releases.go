@@ -105,8 +105,12 @@ func (db *DB) CreateRelease(ctx context.Context, r store.Release) (store.Release
 		case err != nil:
 			return fmt.Errorf("numbering a release of %q: %w", r.App, err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO releases (`+releaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.App, r.Number, r.Image, r.SourceDigest, r.Buildpack, config, string(env), created, string(r.Status), r.Reason)
+		sbom := r.SBOM
+		if sbom == nil {
+			sbom = []byte{}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO releases (`+releaseCols+`, sbom) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.App, r.Number, r.Image, r.SourceDigest, r.Buildpack, config, string(env), created, string(r.Status), r.Reason, sbom)
 		if err != nil {
 			return fmt.Errorf("recording release %d of %q: %w", r.Number, r.App, err)
 		}
@@ -213,4 +217,21 @@ func (db *DB) Promote(ctx context.Context, app string, number, replicas int, rea
 		return store.App{}, err
 	}
 	return a, nil
+}
+
+// ReleaseSBOM returns the inventory recorded with a release (nil when it
+// has none).
+func (db *DB) ReleaseSBOM(ctx context.Context, app string, number int) ([]byte, error) {
+	var b []byte
+	err := db.r.QueryRowContext(ctx, `SELECT sbom FROM releases WHERE app = ? AND number = ?`, app, number).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, missingRelease(ctx, db.r, app, number)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the SBOM of release %d of %q: %w", number, app, err)
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return b, nil
 }

@@ -94,6 +94,16 @@ BEGIN
 	SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
 `},
+	{name: "release SBOMs", sql: `
+ALTER TABLE releases ADD COLUMN sbom BLOB NOT NULL DEFAULT x'';
+
+DROP TRIGGER releases_immutable;
+CREATE TRIGGER releases_immutable
+BEFORE UPDATE OF app, number, image, source_digest, buildpack, config, env, created, sbom ON releases
+BEGIN
+	SELECT RAISE(ABORT, 'a release is immutable: only its status and reason may change');
+END;
+`},
 }
 
 // migrate runs the migrations of list that db has not run yet, each in its

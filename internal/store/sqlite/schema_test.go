@@ -171,6 +171,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"release created", `UPDATE releases SET created = 0`, "immutable"},
 		{"release source", `UPDATE releases SET source_digest = 'x'`, "immutable"},
 		{"release buildpack", `UPDATE releases SET buildpack = 'x'`, "immutable"},
+		{"release sbom", `UPDATE releases SET sbom = x'00'`, "immutable"},
 		{"release status value", `UPDATE releases SET status = 'gone'`, "CHECK"},
 		{"audit update", `UPDATE audit SET detail = 'nothing happened'`, "append-only"},
 		{"audit delete", `DELETE FROM audit`, "append-only"},

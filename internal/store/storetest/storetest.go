@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GetReleaseErrors", testGetReleaseErrors},
 		{"SetReleaseStatus", testSetReleaseStatus},
 		{"SetReleaseStatusErrors", testSetReleaseStatusErrors},
+		{"ReleaseSBOM", testReleaseSBOM},
 		{"Promote", testPromote},
 		{"PromoteErrors", testPromoteErrors},
 		{"Sandboxes", testSandboxes},

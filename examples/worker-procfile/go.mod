@@ -1,0 +1,3 @@
+module example.com/worker-procfile
+
+go 1.22

@@ -119,7 +119,7 @@ func readTestIndex(t *testing.T) *Index {
 	return ix
 }
 
-func names(ps []Package) []string {
+func nameVersions(ps []Package) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.Name + "=" + p.Version
@@ -175,7 +175,7 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Resolve(%q): %v", tc.request, err)
 			}
-			if got := names(res.Packages); !reflect.DeepEqual(got, tc.want) && (len(got) > 0 || len(tc.want) > 0) {
+			if got := nameVersions(res.Packages); !reflect.DeepEqual(got, tc.want) && (len(got) > 0 || len(tc.want) > 0) {
 				t.Errorf("Resolve(%q) = %v, want %v", tc.request, got, tc.want)
 			}
 			if !reflect.DeepEqual(res.Excluded, tc.wantExcluded) {

@@ -227,7 +227,7 @@ func TestStaticStack(t *testing.T) {
 		t.Errorf("config user %q os %q env %q", cf.Config.User, cf.OS, cf.Config.Env)
 	}
 	if !slices.IsSortedFunc(lock.Packages, func(a, b Package) int { return strings.Compare(a.Name, b.Name) }) {
-		t.Errorf("lock packages are not sorted: %v", names(lock.Packages))
+		t.Errorf("lock packages are not sorted: %v", nameVersions(lock.Packages))
 	}
 	if _, _, err := m.BuildImage(ctx, "static"); !errkind.Is(err, errkind.NotFound) {
 		t.Errorf("BuildImage(static): %v, want not found", err)
@@ -254,7 +254,7 @@ func TestNodeStack(t *testing.T) {
 		t.Fatalf("RunImage(node): %v", err)
 	}
 	if !slices.ContainsFunc(lock.Packages, func(p Package) bool { return p.Name == "nodejs" }) {
-		t.Errorf("the node run lock lacks nodejs: %v", names(lock.Packages))
+		t.Errorf("the node run lock lacks nodejs: %v", nameVersions(lock.Packages))
 	}
 	root := rootOf(t, images, img)
 	if got := runIn(t, root, img, "/usr/bin/node", "-e", "console.log(1+1)"); got != "2" {

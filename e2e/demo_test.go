@@ -40,7 +40,8 @@ func TestReadmeDemo(t *testing.T) {
 	curl := need.Program(t, "curl")
 	root := repoRoot(t)
 	data := t.TempDir()
-	env := append(os.Environ(), "NOOPS_DATA="+data, "NOOPS_HTTPS="+freePort(t), "NOOPS_HTTP=off")
+	env := append(os.Environ(), "NOOPS_DATA="+data, "NOOPS_HTTPS="+freePort(t), "NOOPS_HTTP=off",
+		"NOOPS_STACK_DEBS="+filepath.Join(os.TempDir(), "noops-test-debs")) // Debian packages downloaded once per machine
 	noops := filepath.Join(root, "bin", "noops")
 	t.Cleanup(func() {
 		cmd := exec.Command(noops, "demo", "--stop")
@@ -58,8 +59,10 @@ func TestReadmeDemo(t *testing.T) {
 		t.Fatalf("make demo: %v\n%s\nserver log:\n%s", err, out, log)
 	}
 	t.Logf("make demo:\n%s", out)
-	if !strings.Contains(string(out), "is live and answered") {
-		t.Errorf("make demo output lacks the check of the live app")
+	for _, app := range []string{"hello", "hello-static", "hello-node", "hello-python", "worker-procfile"} {
+		if !strings.Contains(string(out), app+" v1 is live and answered") {
+			t.Errorf("make demo output lacks the check of %s", app)
+		}
 	}
 
 	try := regexp.MustCompile(`try:\s+(curl --cacert \S+ \S+)`).FindStringSubmatch(string(out))

@@ -53,6 +53,7 @@ type Config struct {
 	// outside through NAT here ("" → noopsb0, or Bridge+"b"; 10.89.0.0/16).
 	BuildSubnet string
 	BuildBridge string
+	StackDebs   string   // downloaded Debian packages, shareable between data folders ("" → DATA/stacks/debs)
 	Runc        string   // runc binary ("" → on PATH)
 	PluginDirs  []string // CNI plugin folders
 	Shim        []string // command that runs the sandbox shim (default: this binary's `shim`)
@@ -246,7 +247,7 @@ func (a *App) startImages(context.Context) error {
 }
 
 func (a *App) startStacks(context.Context) error {
-	m, err := stack.Open(stack.Options{Dir: a.path("stacks"), Images: a.images, Logger: a.log})
+	m, err := stack.Open(stack.Options{Dir: a.path("stacks"), Images: a.images, Logger: a.log, Debs: a.cfg.StackDebs})
 	if err != nil {
 		return err
 	}
@@ -424,3 +425,9 @@ func (a *App) Domain() string { return a.cfg.Domain }
 
 // RootPEM is the internal CA's root certificate.
 func (a *App) RootPEM() []byte { return a.ca.RootPEM() }
+
+// Images is the platform's image store (for tests that look inside images).
+func (a *App) Images() *image.Store { return a.images }
+
+// Stacks is the platform's stack manager (for tests).
+func (a *App) Stacks() *stack.Manager { return a.stacks }

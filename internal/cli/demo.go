@@ -19,15 +19,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"noops/internal/apitype"
 	"noops/internal/errkind"
 )
 
 func newDemo(e *env) *cobra.Command {
-	var https, http, example string
+	var https, http string
+	var examples []string
 	var stop bool
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Start a server (data in ./noops-data), deploy examples/hello-go and print a working URL",
+		Short: "Start a server (data in ./noops-data), deploy the example apps and print working URLs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("data") && os.Getenv("NOOPS_DATA") == "" {
@@ -41,22 +43,19 @@ func newDemo(e *env) *cobra.Command {
 			if stop {
 				return e.stopServer(cmd.Context())
 			}
-			return e.demo(cmd.Context(), https, http, example)
+			return e.demo(cmd.Context(), https, http, examples)
 		},
 	}
 	c.Flags().StringVar(&https, "https", envOr("NOOPS_HTTPS", ":443"), "HTTPS address for a server the demo starts (also NOOPS_HTTPS)")
 	c.Flags().StringVar(&http, "http", envOr("NOOPS_HTTP", ":80"), "HTTP address for a server the demo starts, \"off\" disables (also NOOPS_HTTP)")
-	c.Flags().StringVar(&example, "example", "examples/hello-go", "app folder to deploy")
+	c.Flags().StringSliceVar(&examples, "example", []string{"examples/hello-go", "examples/hello-static", "examples/hello-node",
+		"examples/hello-python", "examples/worker-procfile"}, "app folders to deploy, in order")
 	c.Flags().BoolVar(&stop, "stop", false, "stop the demo's server and its sandboxes")
 	return c
 }
 
-func (e *env) demo(ctx context.Context, https, http, example string) error {
+func (e *env) demo(ctx context.Context, https, http string, examples []string) error {
 	if err := e.ensureServer(ctx, https, http); err != nil {
-		return err
-	}
-	ev, err := e.deploy(ctx, example, "")
-	if err != nil {
 		return err
 	}
 	cl := e.client()
@@ -72,15 +71,34 @@ func (e *env) demo(ctx context.Context, https, http, example string) error {
 	if err := os.WriteFile(caFile, pem, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", caFile, err)
 	}
-	body, err := checkHTTPS(ctx, ev.URL, st.HTTPS, pem)
-	if err != nil {
-		return errkind.WithHint(errkind.Unavailable, fmt.Errorf("%s was deployed but does not answer over HTTPS: %w", ev.URL, err),
-			"see `noops --data "+e.data+" ps "+ev.Release.App+"` and "+filepath.Join(e.data, "server.log"))
+	var live []apitype.DeployEvent
+	for _, dir := range examples {
+		ev, err := e.deploy(ctx, dir, "")
+		if err != nil {
+			return fmt.Errorf("deploying %s: %w", dir, err)
+		}
+		body, err := checkHTTPS(ctx, ev.URL, st.HTTPS, pem)
+		if err != nil {
+			return errkind.WithHint(errkind.Unavailable, fmt.Errorf("%s was deployed but does not answer over HTTPS: %w", ev.URL, err),
+				"see `noops --data "+e.data+" ps "+ev.Release.App+"` and "+filepath.Join(e.data, "server.log"))
+		}
+		fmt.Fprintf(e.stdout, "\n%s v%d is live and answered: %q\n", ev.Release.App, ev.Release.Number, firstLine(body))
+		live = append(live, ev)
 	}
-	fmt.Fprintf(e.stdout, "\n%s v%d is live and answered: %q\n\n", ev.Release.App, ev.Release.Number, firstLine(body))
-	fmt.Fprintf(e.stdout, "  URL:   %s\n", ev.URL)
-	fmt.Fprintf(e.stdout, "  try:   curl --cacert %s %s\n", caFile, ev.URL)
-	fmt.Fprintf(e.stdout, "  more:  noops --data %s ps %s | logs %s | releases %s\n", e.data, ev.Release.App, ev.Release.App, ev.Release.App)
+	if len(live) == 0 {
+		return nil
+	}
+	fmt.Fprintln(e.stdout)
+	for i, ev := range live {
+		label := "       "
+		if i == 0 {
+			label = "  URLs:"
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", label, ev.URL)
+	}
+	first := live[0]
+	fmt.Fprintf(e.stdout, "  try:   curl --cacert %s %s\n", caFile, first.URL)
+	fmt.Fprintf(e.stdout, "  more:  noops --data %s ps %s | logs %s | releases %s | sbom %s\n", e.data, first.Release.App, first.Release.App, first.Release.App, first.Release.App)
 	fmt.Fprintf(e.stdout, "  stop:  noops --data %s demo --stop\n", e.data)
 	return nil
 }

@@ -19,7 +19,9 @@ type ServerOptions struct {
 	HTTPS         string
 	HTTP          string
 	Subnet        string
-	StopSandboxes bool // stop every sandbox on shutdown instead of leaving them for the next server
+	BuildSubnet   string
+	StackDebs     string // a .deb cache shared between data folders (tests, several servers on one machine)
+	StopSandboxes bool   // stop every sandbox on shutdown instead of leaving them for the next server
 	Logger        *slog.Logger
 	Version       string
 	Ready         func(https string) // called once the platform serves
@@ -55,6 +57,8 @@ func newServer(e *env) *cobra.Command {
 	c.Flags().StringVar(&o.HTTPS, "https", ":443", "HTTPS listen address")
 	c.Flags().StringVar(&o.HTTP, "http", ":80", "HTTP listen address, redirecting to HTTPS (\"off\" disables)")
 	c.Flags().StringVar(&o.Subnet, "subnet", "10.88.0.0/16", "subnet of the sandbox network")
+	c.Flags().StringVar(&o.BuildSubnet, "build-subnet", "10.89.0.0/16", "subnet of the build network (NAT'd, for package registries)")
+	c.Flags().StringVar(&o.StackDebs, "stack-debs", envOr("NOOPS_STACK_DEBS", ""), "folder of downloaded Debian packages, shared between data folders (default DATA/stacks/debs; also NOOPS_STACK_DEBS)")
 	c.Flags().BoolVar(&o.StopSandboxes, "stop-sandboxes", false, "stop all sandboxes on shutdown (default: leave them running for the next server to adopt)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return c

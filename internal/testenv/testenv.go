@@ -132,6 +132,7 @@ func Start(t *testing.T, opts Options) *Env {
 		HTTP:         "off",
 		Subnet:       fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), n),
 		BuildSubnet:  fmt.Sprintf("10.%d.%d.0/24", 150+rand.IntN(50), n),
+		StackDebs:    filepath.Join(os.TempDir(), "noops-test-debs"), // downloaded once per machine
 		Bridge:       fmt.Sprintf("nt%d%d", os.Getpid()%10000, n),
 		Shim:         []string{Binary(t), "shim"},
 		Logger:       slog.New(slog.NewTextHandler(testWriter{t, ended}, &slog.HandlerOptions{Level: slog.LevelInfo})),

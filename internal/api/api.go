@@ -43,6 +43,7 @@ type Plane interface {
 	Stacks(ctx context.Context) ([]stack.Info, error)
 	BuildStack(ctx context.Context, name string, w io.Writer) (stack.Info, error)
 	UpdateStack(ctx context.Context, name string, w io.Writer) (control.StackUpdate, error)
+	Hygiene(ctx context.Context) (control.HygieneReport, error)
 }
 
 // Audit is where mutating calls are recorded.
@@ -97,6 +98,7 @@ func Handler(cfg Config) http.Handler {
 	handle("GET /v1/apps/{app}/sbom", s.sbom)
 	handle("POST /v1/apps/{app}/rebase", s.rebase)
 	handle("GET /v1/stacks", s.stacks)
+	handle("POST /v1/gc", s.gc)
 	handle("POST /v1/stacks/{stack}/build", s.buildStack)
 	handle("POST /v1/stacks/{stack}/update", s.updateStack)
 	// Profiles of the running server, for operators (the socket is root's).

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -157,3 +158,18 @@ func (s *server) sbom(w http.ResponseWriter, r *http.Request) error {
 }
 
 var _ control.Progress = (*streamer)(nil)
+
+func (s *server) gc(w http.ResponseWriter, r *http.Request) error {
+	rep, err := s.cfg.Plane.Hygiene(r.Context())
+	if err != nil {
+		return err
+	}
+	out := apitype.GCReport{Releases: rep.Releases, Skipped: rep.Skipped, Images: len(rep.Images.Images), Blobs: rep.Images.Blobs,
+		Layers: rep.Images.Layers, Freed: rep.Images.Freed(), CachesRemoved: rep.Caches.Removed, CacheFreed: rep.Caches.Freed}
+	if out.CachesRemoved == nil {
+		out.CachesRemoved = []string{}
+	}
+	setDetail(r, fmt.Sprintf("%d blobs, %d bytes", out.Blobs, out.Freed+out.CacheFreed))
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -233,6 +233,13 @@ func (c *Client) Rebase(ctx context.Context, app string, force bool, onEvent fun
 	return c.streamJSON(ctx, appPath(app, "/rebase"), apitype.RebaseRequest{Force: force}, "noops releases "+app, onEvent)
 }
 
+// GC cleans up the data folder now: old releases, unused images, build
+// caches over their cap.
+func (c *Client) GC(ctx context.Context) (apitype.GCReport, error) {
+	var out apitype.GCReport
+	return out, c.sendJSON(ctx, http.MethodPost, "/v1/gc", nil, &out)
+}
+
 // Stacks lists the stacks.
 func (c *Client) Stacks(ctx context.Context) ([]apitype.Stack, error) {
 	var out []apitype.Stack

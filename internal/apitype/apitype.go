@@ -156,3 +156,15 @@ type AuditEntry struct {
 	Status int       `json:"status"`
 	Detail string    `json:"detail,omitempty"`
 }
+
+// GCReport is what `noops gc` removed.
+type GCReport struct {
+	Releases      map[string][]int  `json:"releases"`       // releases deleted, per app
+	Skipped       map[string]string `json:"skipped"`        // apps left alone this time, and why
+	Images        int               `json:"images"`         // image manifests removed
+	Blobs         int               `json:"blobs"`          // blobs removed
+	Layers        int               `json:"layers"`         // unpacked layer folders removed
+	Freed         int64             `json:"freed"`          // bytes of images and layers
+	CachesRemoved []string          `json:"caches_removed"` // build caches trimmed
+	CacheFreed    int64             `json:"cache_freed"`    // their bytes
+}

@@ -193,3 +193,35 @@ func newSBOM(e *env) *cobra.Command {
 	c.Flags().IntVar(&release, "release", 0, "a release number (default: the live one)")
 	return c
 }
+
+func newGC(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Clean up now: releases beyond the newest 10 per app, images nothing uses, build caches over 5 GiB",
+		Long: "noops cleans up by itself after each deploy and every hour; gc does it now. It never deletes a live\n" +
+			"release, one that sandboxes run, a kept release's image, a stack image, or anything younger than 10 minutes.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := e.client().GC(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return e.printJSON(rep)
+			}
+			n := 0
+			for app, rels := range rep.Releases {
+				n += len(rels)
+				fmt.Fprintf(e.stdout, "%s: deleted releases %v\n", app, rels)
+			}
+			for app, why := range rep.Skipped {
+				fmt.Fprintf(e.stdout, "%s: left alone (%s)\n", app, why)
+			}
+			fmt.Fprintf(e.stdout, "removed %d releases, %d images (%d blobs, %d layer folders), %s; %d build caches, %s\n",
+				n, rep.Images, rep.Blobs, rep.Layers, human(rep.Freed), len(rep.CachesRemoved), human(rep.CacheFreed))
+			return nil
+		},
+	}
+	addJSON(c, e)
+	return c
+}

@@ -26,6 +26,9 @@ type Config struct {
 	Port   string // the HTTPS port when not 443, for URLs (":8443"), or ""
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	Hygiene      HygieneOptions // what cleaning up keeps
+	HygieneEvery time.Duration  // how often it runs besides after changes; 0 means DefaultHygieneEvery
 }
 
 // Plane carries out the admin API's requests.
@@ -41,6 +44,10 @@ type Plane struct {
 	mu    sync.Mutex
 	busy  map[string]string // app → what is in progress
 	doing sync.WaitGroup
+
+	kick        chan struct{} // asks the cleanup loop to run soon
+	stopHygiene context.CancelFunc
+	hygieneDone chan struct{}
 }
 
 // New returns a control plane.
@@ -51,7 +58,8 @@ func New(cfg Config, st store.Store, im Images, stacks Stacks, runner build.Runn
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Plane{cfg: cfg, store: st, images: im, stacks: stacks, runner: runner, super: sup, log: cfg.Logger, busy: map[string]string{}}
+	return &Plane{cfg: cfg, store: st, images: im, stacks: stacks, runner: runner, super: sup, log: cfg.Logger, busy: map[string]string{},
+		kick: make(chan struct{}, 1)}
 }
 
 // Start prepares the folders the plane writes and clears what a crashed
@@ -66,11 +74,21 @@ func (p *Plane) Start(context.Context) error {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopHygiene, p.hygieneDone = cancel, make(chan struct{})
+	go func() {
+		defer close(p.hygieneDone)
+		p.runHygiene(ctx)
+	}()
 	return nil
 }
 
 // Stop waits for deploys in progress to finish or ctx to end.
 func (p *Plane) Stop(ctx context.Context) error {
+	if p.stopHygiene != nil {
+		p.stopHygiene()
+		<-p.hygieneDone
+	}
 	done := make(chan struct{})
 	go func() { p.doing.Wait(); close(done) }()
 	select {

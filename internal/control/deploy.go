@@ -124,6 +124,7 @@ func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (st
 	}
 	ok = true
 	rel.Status = store.StatusLive
+	p.kickHygiene()
 	return rel, nil
 }
 

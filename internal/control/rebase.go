@@ -166,6 +166,7 @@ func (p *Plane) Rebase(ctx context.Context, app string, force bool, out Progress
 	}
 	rel.Status = store.StatusLive
 	res.Release = rel
+	p.kickHygiene()
 	return res, nil
 }
 

@@ -57,6 +57,7 @@ func (p *Plane) Rollback(ctx context.Context, app string, to int) (store.Release
 		return rel, err
 	}
 	rel.Status = store.StatusLive
+	p.kickHygiene()
 	return rel, nil
 }
 
@@ -128,5 +129,6 @@ func (p *Plane) SetEnv(ctx context.Context, app string, set map[string]string, u
 		return rel, err
 	}
 	rel.Status = store.StatusLive
+	p.kickHygiene()
 	return rel, nil
 }

@@ -42,6 +42,11 @@ type Store struct {
 
 	indexMu sync.Mutex // serialises updates of index.json
 
+	// gcMu is held for reading by Put and Resolve and for writing by GC
+	// (gc.go), so that a collection never sees half of a Put, nor
+	// removes a blob that a Put found present and skipped.
+	gcMu sync.RWMutex
+
 	locksMu sync.Mutex
 	locks   map[v1.Hash]chan struct{} // per layer diffID, held while unpacking
 
@@ -110,6 +115,8 @@ func (s *Store) index() (*v1.IndexManifest, error) {
 // Put writes img into the store, if it is not there yet, and names it ref,
 // replacing the image that ref named before. It returns img's digest.
 func (s *Store) Put(img v1.Image, ref string) (v1.Hash, error) {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	var none v1.Hash
 	if ref == "" {
 		return none, errkind.Errorf(errkind.Invalid, "storing image: empty reference")
@@ -263,6 +270,8 @@ func writeFileAtomic(name string, data []byte) error {
 
 // Resolve returns the digest of the image named ref, and whether there is one.
 func (s *Store) Resolve(ref string) (v1.Hash, bool, error) {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	idx, err := s.index()
 	if err != nil {
 		return v1.Hash{}, false, err

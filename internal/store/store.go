@@ -127,6 +127,14 @@ type Store interface {
 	// promoted (a rollback promotes a superseded one); promoting the live
 	// release again updates its reason and the replica count.
 	Promote(ctx context.Context, app string, number, replicas int, reason string) (App, error)
+	// DeleteReleases removes old releases of an app (with their SBOMs),
+	// all of them or, when one is refused, none: Conflict for the app's
+	// live release, a pending one (a rollout is using it) or one that
+	// still has sandbox records; NotFound for a missing app or a number
+	// the app does not have. Numbering goes on: a deleted release's
+	// number is never given again. An empty list changes nothing. This is
+	// the only way a release is removed other than DeleteApp.
+	DeleteReleases(ctx context.Context, app string, numbers []int) error
 
 	// ListSandboxes lists an app's sandboxes (all of them for app ""), by
 	// creation; NotFound for a missing app.

@@ -155,11 +155,50 @@ func TestExamples(t *testing.T) {
 		if db[b+1] == da[b+1] {
 			t.Error("the app layer did not change though server.js did")
 		}
-		if !strings.Contains(strings.Join(log, "\n"), "lockfile unchanged") {
+		if !strings.Contains(strings.Join(log, "\n"), "lockfile unchanged, reusing") {
 			t.Errorf("deploy log does not say the dependency layer was reused:\n%s", strings.Join(log, "\n"))
 		}
 		if _, body := e.Get(t, "hello-node", "/"); !strings.Contains(body, "Hello again") {
 			t.Errorf("after redeploy body = %q", body)
+		}
+	})
+
+	t.Run("bad builds keep the live release serving", func(t *testing.T) {
+		tests := []struct {
+			name, app, example string
+			change             func(dir string)
+			want               string
+		}{
+			{"lockfile out of sync", "hello-node", "hello-node", func(d string) {
+				edit(t, d, "package.json", `"ms": "2.1.3"`, `"ms": "2.1.3", "left-pad": "1.3.0"`)
+			}, "npm ci"},
+			{"start script needs a shell", "hello-node", "hello-node", func(d string) {
+				edit(t, d, "package.json", `"start": "node server.js"`, `"start": "NODE_ENV=x node server.js && echo done"`)
+			}, "needs npm and a shell"},
+			{"pip install fails", "hello-python", "hello-python", func(d string) {
+				os.WriteFile(filepath.Join(d, "requirements.txt"), []byte("no-such-package-noops-test==0.0.1\n"), 0o644)
+			}, "pip install"},
+			{"Procfile with shell syntax", "hello-python", "hello-python", func(d string) {
+				os.WriteFile(filepath.Join(d, "Procfile"), []byte("web: gunicorn app:app | tee log\n"), 0o644)
+			}, "Procfile line 1"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				before, _ := e.Client.App(ctx, tc.app)
+				dir := copyExample(t, tc.example)
+				tc.change(dir)
+				_, log, err := e.Deploy(t, dir, tc.app)
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("deploy = %v, want an error containing %q\n%s", err, tc.want, strings.Join(log, "\n"))
+				}
+				after, _ := e.Client.App(ctx, tc.app)
+				if after.Release != before.Release {
+					t.Errorf("live release %d -> %d after a failed build", before.Release, after.Release)
+				}
+				if code, _ := e.Get(t, tc.app, "/"); code != 200 {
+					t.Errorf("%s answers %d after a failed build, want 200", tc.app, code)
+				}
+			})
 		}
 	})
 
@@ -238,19 +277,33 @@ func TestExamples(t *testing.T) {
 			t.Errorf("second rebase = %+v, %v; want nothing to do", again.Rebase, err)
 		}
 	})
+
+	t.Run("rebase onto another architecture is refused", func(t *testing.T) {
+		a, _ := e.Client.App(ctx, "hello-static")
+		replaceRunImage(t, e, "static", func(img v1.Image) v1.Image {
+			cf, _ := img.ConfigFile()
+			cf = cf.DeepCopy()
+			cf.Architecture = "riscv64"
+			out, err := mutate.ConfigFile(img, cf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		})
+		_, err := e.Client.Rebase(ctx, "hello-static", true, nil)
+		if err == nil || !strings.Contains(err.Error(), "cannot change the OS or architecture") {
+			t.Fatalf("rebase onto riscv64 = %v, want a refusal", err)
+		}
+		if after, _ := e.Client.App(ctx, "hello-static"); after.Release != a.Release {
+			t.Errorf("a refused rebase changed the live release %d -> %d", a.Release, after.Release)
+		}
+	})
 }
 
 // patchRunImage stands in for a stack update that changed the run image:
-// it stores the stack's run image plus one layer (/etc/noops-patch) under
-// the ref of the stack's current lock, so RunImage returns it.
+// the stack's run image gets one more layer (/etc/noops-patch).
 func patchRunImage(t *testing.T, e *Env, name string) {
 	t.Helper()
-	ctx := context.Background()
-	m := e.App.Stacks()
-	img, lock, err := m.RunImage(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "noops-patch"), []byte("patched\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -259,10 +312,26 @@ func patchRunImage(t *testing.T, e *Env, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	patched, err := mutate.AppendLayers(img, patch)
+	replaceRunImage(t, e, name, func(img v1.Image) v1.Image {
+		out, err := mutate.AppendLayers(img, patch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})
+}
+
+// replaceRunImage stores change(run image) under the ref of the stack's
+// current lock, so that RunImage returns it as it would after an update.
+func replaceRunImage(t *testing.T, e *Env, name string, change func(v1.Image) v1.Image) {
+	t.Helper()
+	ctx := context.Background()
+	m := e.App.Stacks()
+	img, lock, err := m.RunImage(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	patched := change(img)
 	ld, err := lock.Digest()
 	if err != nil {
 		t.Fatal(err)

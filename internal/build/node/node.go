@@ -151,13 +151,21 @@ func npmEnv() []string {
 // `npm ci --omit=dev`, unless the lockfile and build image are unchanged.
 func productionModules(ctx context.Context, bc *build.Context, lock []byte, buildImage []string, cache *build.Layer) error {
 	sum := sha256.Sum256(lock)
+	// package.json too: a dependency added there but not to the lock must
+	// reach `npm ci`, which refuses the mismatch, rather than reuse.
+	pkg, err := os.ReadFile(filepath.Join(bc.Src, "package.json"))
+	if err != nil {
+		return err
+	}
+	pkgSum := sha256.Sum256(pkg)
 	mods, err := bc.Layer("modules", build.LayerSpec{Launch: true, Cache: true, Target: "/app/node_modules",
-		Metadata: map[string]string{"package-lock": hex.EncodeToString(sum[:]), "build-image": imageID(buildImage)}})
+		Metadata: map[string]string{"package-lock": hex.EncodeToString(sum[:]), "package": hex.EncodeToString(pkgSum[:]),
+			"build-image": imageID(buildImage)}})
 	if err != nil {
 		return err
 	}
 	if mods.Reused {
-		fmt.Fprintln(bc.Log, "node_modules: lockfile unchanged, reusing the dependency layer")
+		fmt.Fprintln(bc.Log, "node_modules: package.json and lockfile unchanged, reusing the dependency layer")
 		return nil
 	}
 	dir := filepath.Join(bc.Work, "deps")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"noops/internal/errkind"
 	"noops/internal/store"
@@ -234,4 +235,61 @@ func (db *DB) ReleaseSBOM(ctx context.Context, app string, number int) ([]byte, 
 		return nil, nil
 	}
 	return b, nil
+}
+
+// DeleteReleases removes old releases of app in one transaction, refusing
+// the whole call when one of them is live, pending or still has sandbox
+// records. The app's release counter is not touched, so numbers are never
+// given again; the immutability trigger is not involved (it guards
+// updates, and a deleted release is gone, not changed).
+func (db *DB) DeleteReleases(ctx context.Context, app string, numbers []int) error {
+	if err := checkAppName(app); err != nil {
+		return err
+	}
+	nums := slices.Clone(numbers)
+	slices.Sort(nums)
+	nums = slices.Compact(nums)
+	return db.write(ctx, func(tx *sql.Tx) error {
+		a, err := getApp(ctx, tx, app)
+		if err != nil {
+			return err
+		}
+		for _, n := range nums {
+			if err := deletable(ctx, tx, a, n); err != nil {
+				return err
+			}
+		}
+		for _, n := range nums {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM releases WHERE app = ? AND number = ?`, app, n); err != nil {
+				return fmt.Errorf("deleting release %d of %q: %w", n, app, err)
+			}
+		}
+		return nil
+	})
+}
+
+// deletable says why release n of app a may not be deleted, or nil.
+func deletable(ctx context.Context, tx *sql.Tx, a store.App, n int) error {
+	var status string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM releases WHERE app = ? AND number = ?`, a.Name, n).Scan(&status)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("deleting releases of %q: %w", a.Name, releaseNotFound(a.Name, n))
+	case err != nil:
+		return fmt.Errorf("deleting release %d of %q: %w", n, a.Name, err)
+	}
+	switch {
+	case n == a.Release || store.Status(status) == store.StatusLive:
+		return errkind.Errorf(errkind.Conflict, "deleting release %d of %q: it is the live release", n, a.Name)
+	case store.Status(status) == store.StatusPending:
+		return errkind.Errorf(errkind.Conflict, "deleting release %d of %q: it is pending (a rollout is using it)", n, a.Name)
+	}
+	var boxes int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sandboxes WHERE app = ? AND release = ?`, a.Name, n).Scan(&boxes); err != nil {
+		return fmt.Errorf("deleting release %d of %q: %w", n, a.Name, err)
+	}
+	if boxes > 0 {
+		return errkind.Errorf(errkind.Conflict, "deleting release %d of %q: it still has sandboxes (%d)", n, a.Name, boxes)
+	}
+	return nil
 }

@@ -2,8 +2,8 @@
 // implementation (store/sqlite today, PostgreSQL later) must pass Run
 // unchanged: it pins down what callers rely on beyond the method set, such
 // as error kinds and messages, release numbering, Promote, cascading
-// deletes, times to the nanosecond in UTC, ordering, and safety under
-// concurrent use.
+// deletes, which releases may be deleted, times to the nanosecond in UTC,
+// ordering, and safety under concurrent use.
 package storetest
 
 import (
@@ -40,6 +40,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReleaseSBOM", testReleaseSBOM},
 		{"Promote", testPromote},
 		{"PromoteErrors", testPromoteErrors},
+		{"DeleteReleases", testDeleteReleases},
+		{"DeleteReleasesErrors", testDeleteReleasesErrors},
+		{"DeleteReleasesRacesSandboxes", testDeleteReleasesRacesSandboxes},
 		{"Sandboxes", testSandboxes},
 		{"SandboxErrors", testSandboxErrors},
 		{"Audit", testAudit},

@@ -21,6 +21,7 @@ import (
 	"noops/internal/apitype"
 	"noops/internal/control"
 	"noops/internal/errkind"
+	"noops/internal/spec"
 	"noops/internal/stack"
 	"noops/internal/store"
 )
@@ -44,6 +45,7 @@ type Plane interface {
 	BuildStack(ctx context.Context, name string, w io.Writer) (stack.Info, error)
 	UpdateStack(ctx context.Context, name string, w io.Writer) (control.StackUpdate, error)
 	Hygiene(ctx context.Context) (control.HygieneReport, error)
+	DeployImage(ctx context.Context, app, ref string, run spec.Run, out control.Progress) (store.Release, error)
 }
 
 // Audit is where mutating calls are recorded.
@@ -64,8 +66,11 @@ type Config struct {
 	Logs   Logs
 	Status func() apitype.Status
 	CARoot func() []byte
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Registry says how to reach the registry endpoint; nil when the
+	// server has none.
+	Registry func() apitype.Registry
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Handler returns the API's HTTP handler.
@@ -99,6 +104,8 @@ func Handler(cfg Config) http.Handler {
 	handle("POST /v1/apps/{app}/rebase", s.rebase)
 	handle("GET /v1/stacks", s.stacks)
 	handle("POST /v1/gc", s.gc)
+	handle("POST /v1/apps/{app}/deploy-image", s.deployImage)
+	handle("GET /v1/registry", s.registry)
 	handle("POST /v1/stacks/{stack}/build", s.buildStack)
 	handle("POST /v1/stacks/{stack}/update", s.updateStack)
 	// Profiles of the running server, for operators (the socket is root's).

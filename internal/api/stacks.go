@@ -8,6 +8,7 @@ import (
 	"noops/internal/apitype"
 	"noops/internal/control"
 	"noops/internal/errkind"
+	"noops/internal/spec"
 	"noops/internal/stack"
 )
 
@@ -171,5 +172,34 @@ func (s *server) gc(w http.ResponseWriter, r *http.Request) error {
 	}
 	setDetail(r, fmt.Sprintf("%d blobs, %d bytes", out.Blobs, out.Freed+out.CacheFreed))
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) deployImage(w http.ResponseWriter, r *http.Request) error {
+	var req apitype.ImageDeployRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	app := r.PathValue("app")
+	return s.streamed(w, r, func(st *streamer) (apitype.DeployEvent, error) {
+		rel, err := s.cfg.Plane.DeployImage(r.Context(), app, req.Image, spec.Run{Port: req.Port}, st)
+		if rel.Number > 0 {
+			setDetail(r, "release "+itoa(rel.Number)+" from "+req.Image)
+		}
+		if err != nil {
+			return apitype.DeployEvent{}, err
+		}
+		out := releaseType(rel)
+		return apitype.DeployEvent{Release: &out, URL: s.cfg.Plane.URL(app)}, nil
+	})
+}
+
+// registry tells root (the admin socket's only user) how to log in to the
+// registry endpoint.
+func (s *server) registry(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Registry == nil {
+		return errkind.Errorf(errkind.NotFound, "this server has no registry endpoint")
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Registry())
 	return nil
 }

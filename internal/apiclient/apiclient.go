@@ -240,6 +240,17 @@ func (c *Client) GC(ctx context.Context) (apitype.GCReport, error) {
 	return out, c.sendJSON(ctx, http.MethodPost, "/v1/gc", nil, &out)
 }
 
+// DeployImage deploys an image from the noops registry as app.
+func (c *Client) DeployImage(ctx context.Context, app, image string, port int, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	return c.streamJSON(ctx, appPath(app, "/deploy-image"), apitype.ImageDeployRequest{Image: image, Port: port}, "noops releases "+app, onEvent)
+}
+
+// Registry returns how to reach the registry endpoint, token included.
+func (c *Client) Registry(ctx context.Context) (apitype.Registry, error) {
+	var out apitype.Registry
+	return out, c.getJSON(ctx, "/v1/registry", &out)
+}
+
 // Stacks lists the stacks.
 func (c *Client) Stacks(ctx context.Context) ([]apitype.Stack, error) {
 	var out []apitype.Stack

@@ -168,3 +168,16 @@ type GCReport struct {
 	CachesRemoved []string          `json:"caches_removed"` // build caches trimmed
 	CacheFreed    int64             `json:"cache_freed"`    // their bytes
 }
+
+// ImageDeployRequest deploys an image from the noops registry.
+type ImageDeployRequest struct {
+	Image string `json:"image"`          // registry.<domain>/<repo>:<tag>, <repo>:<tag> or sha256:…
+	Port  int    `json:"port,omitempty"` // default: the image's one exposed port, else 8080
+}
+
+// Registry says how to reach the registry endpoint.
+type Registry struct {
+	Host  string `json:"host"`
+	User  string `json:"user"`
+	Token string `json:"token"` // the password; secret
+}

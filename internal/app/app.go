@@ -27,6 +27,7 @@ import (
 	"noops/internal/image"
 	"noops/internal/netns"
 	"noops/internal/observe/logs"
+	"noops/internal/registry"
 	"noops/internal/runtime/runc"
 	"noops/internal/stack"
 	"noops/internal/store"
@@ -80,6 +81,7 @@ type App struct {
 	store    store.Store
 	ca       *ca.CA
 	images   *image.Store
+	registry *registry.Registry
 	stacks   *stack.Manager
 	net      *netns.Network
 	buildNet *netns.Network
@@ -155,6 +157,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"store", a.startStore},
 		{"certificate authority", a.startCA},
 		{"image store", a.startImages},
+		{"registry", a.startRegistry},
 		{"stacks", a.startStacks},
 		{"network", a.startNetwork},
 		{"runtime", a.startRuntime},
@@ -246,6 +249,15 @@ func (a *App) startImages(context.Context) error {
 	return nil
 }
 
+func (a *App) startRegistry(context.Context) error {
+	r, err := registry.New(registry.Config{Dir: a.path("registry"), Layout: a.path("images"), Images: a.images, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.registry = r
+	return nil
+}
+
 func (a *App) startStacks(context.Context) error {
 	m, err := stack.Open(stack.Options{Dir: a.path("stacks"), Images: a.images, Logger: a.log, Debs: a.cfg.StackDebs})
 	if err != nil {
@@ -327,6 +339,7 @@ func (a *App) startBuilds(ctx context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log})
+	g.Handle(registry.Host(a.cfg.Domain), a.registry) // push and pull images: crane, skopeo
 	a.ca.Allow(g.HasHost)
 	a.ca.Fallback(a.cfg.Domain) // unknown apps get a 404 page over valid TLS
 	if err := g.Start(ctx); err != nil {
@@ -373,7 +386,7 @@ func (a *App) startAPI(context.Context) error {
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
 	h := api.Handler(api.Config{Plane: a.plane, Audit: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
-		Status: a.status, CARoot: a.ca.RootPEM, Logger: a.log})
+		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Logger: a.log})
 	srv := &http.Server{Handler: h, ConnContext: api.ConnContext, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
@@ -398,6 +411,10 @@ func (a *App) status() apitype.Status {
 		s.HTTP = h.String()
 	}
 	return s
+}
+
+func (a *App) registryInfo() apitype.Registry {
+	return apitype.Registry{Host: registry.Host(a.cfg.Domain) + portSuffix(a.HTTPSAddr()), User: registry.User, Token: a.registry.Token()}
 }
 
 // HTTPSAddr is the address the gateway serves HTTPS on.

@@ -20,17 +20,29 @@ import (
 )
 
 func newDeploy(e *env) *cobra.Command {
-	var app string
+	var app, img string
+	var port int
 	c := &cobra.Command{
-		Use:   "deploy [DIR]",
-		Short: "Build the folder, release it and roll it out; prints the URL",
+		Use:   "deploy [DIR] | --image REF",
+		Short: "Build the folder (or take an image from the noops registry), release it and roll it out; prints the URL",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
-			if len(args) == 1 {
-				dir = args[0]
+			var ev apitype.DeployEvent
+			var err error
+			switch {
+			case img != "" && len(args) == 1:
+				return usageError{fmt.Errorf("give a folder or --image, not both")}
+			case img == "" && port != 0:
+				return usageError{fmt.Errorf("--port goes with --image; a folder's port is run.port in noops.yaml")}
+			case img != "":
+				ev, err = e.deployImage(cmd, img, app, port)
+			default:
+				dir := "."
+				if len(args) == 1 {
+					dir = args[0]
+				}
+				ev, err = e.deploy(cmd.Context(), dir, app)
 			}
-			ev, err := e.deploy(cmd.Context(), dir, app)
 			if err != nil {
 				return err
 			}
@@ -41,7 +53,9 @@ func newDeploy(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&app, "app", "", "app name (default: name in noops.yaml, else the folder's name)")
+	c.Flags().StringVar(&app, "app", "", "app name (default: name in noops.yaml, else the folder's or the image repository's name)")
+	c.Flags().StringVar(&img, "image", "", "deploy this image from the noops registry (REPO:TAG, registry.DOMAIN/REPO:TAG or sha256:…) instead of building")
+	c.Flags().IntVar(&port, "port", 0, "with --image: the port the image listens on (default: its one exposed port, else 8080)")
 	addJSON(c, e)
 	return c
 }
@@ -122,4 +136,26 @@ func human(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// deployImage deploys an image that is in the noops registry.
+func (e *env) deployImage(cmd *cobra.Command, ref, app string, port int) (apitype.DeployEvent, error) {
+	if app == "" {
+		repo := ref
+		if i := strings.LastIndexAny(repo, ":@"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i]
+		}
+		name := strings.Trim(nonName.ReplaceAllString(strings.ToLower(repo[strings.LastIndex(repo, "/")+1:]), "-"), "-")
+		if spec.ValidAppName(name) != nil {
+			return apitype.DeployEvent{}, errkind.WithHint(errkind.Invalid, fmt.Errorf("cannot make an app name from the image %q", ref), "give one with --app NAME")
+		}
+		app = name
+	} else if err := spec.ValidAppName(app); err != nil {
+		return apitype.DeployEvent{}, err
+	}
+	p := newProgress(e.stderr, e.json)
+	p.line(fmt.Sprintf("==> deploying image %s as %s", ref, app))
+	ev, err := e.client().DeployImage(cmd.Context(), app, ref, port, p.event)
+	p.done()
+	return ev, err
 }

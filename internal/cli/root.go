@@ -109,7 +109,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		newServer(e), newDemo(e), newDeploy(e), newApps(e), newReleases(e), newRollback(e),
 		newPs(e), newScale(e), newLogs(e), newEnv(e), newCA(e), newAudit(e), newShim(), newVersion(e),
-		newStack(e), newRebase(e), newSBOM(e), newGC(e),
+		newStack(e), newRebase(e), newSBOM(e), newGC(e), newRegistry(e),
 	)
 	return root
 }

@@ -92,39 +92,64 @@ func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (st
 	if err != nil {
 		return rel, err
 	}
-	prev, err := p.store.ListReleases(ctx, req.App)
+	rel, err = p.releaseAndRollout(ctx, app, newRelease{image: b.image, sourceDigest: b.sourceDigest, buildpack: b.buildpack,
+		sbom: b.sbom, run: m.Run, reason: "deploy"}, out)
+	if err != nil {
+		ok = !created
+		return rel, err
+	}
+	ok = true
+	p.kickHygiene()
+	return rel, nil
+}
+
+// newRelease is what a release is made of, besides the app's config vars.
+type newRelease struct {
+	image        v1.Hash
+	sourceDigest string
+	buildpack    string
+	sbom         []byte // the inventory (sbom.Encode)
+	run          spec.Run
+	reason       string
+}
+
+// releaseAndRollout records a release of app a and rolls it out behind
+// health checks. It carries the newest release's config vars forward, and
+// a `noops scale` of the live release sticks until the run configuration
+// changes its replicas. On a failed rollout the release is marked failed
+// and the live one keeps serving.
+func (p *Plane) releaseAndRollout(ctx context.Context, a store.App, nr newRelease, out Progress) (store.Release, error) {
+	var rel store.Release
+	prev, err := p.store.ListReleases(ctx, a.Name)
 	if err != nil {
 		return rel, err
 	}
 	env := map[string]string{}
-	replicas := m.Run.Replicas
+	replicas := nr.run.Replicas
 	if len(prev) > 0 {
 		env = prev[0].Env
-		if app.Release != 0 {
-			if run, err := supervisor.RunConfig(prev[0]); err == nil && run.Replicas == m.Run.Replicas {
-				replicas = app.Replicas // a `noops scale` sticks until the manifest changes replicas
+		if a.Release != 0 {
+			if run, err := supervisor.RunConfig(prev[0]); err == nil && run.Replicas == nr.run.Replicas {
+				replicas = a.Replicas // a `noops scale` sticks until the run config changes replicas
 			}
 		}
 	}
-	cfg, err := json.Marshal(m.Run)
+	cfg, err := json.Marshal(nr.run)
 	if err != nil {
 		return rel, fmt.Errorf("encoding run config: %w", err)
 	}
 	out.Stage("releasing")
-	rel, err = p.store.CreateRelease(ctx, store.Release{App: req.App, Image: b.image.String(), SourceDigest: b.sourceDigest,
-		Buildpack: b.buildpack, Config: cfg, Env: env, SBOM: b.sbom, Created: p.cfg.Now(), Status: store.StatusPending, Reason: "deploy"})
+	rel, err = p.store.CreateRelease(ctx, store.Release{App: a.Name, Image: nr.image.String(), SourceDigest: nr.sourceDigest,
+		Buildpack: nr.buildpack, Config: cfg, Env: env, SBOM: nr.sbom, Created: p.cfg.Now(), Status: store.StatusPending, Reason: nr.reason})
 	if err != nil {
 		return rel, err
 	}
-	out.Log(fmt.Sprintf("release %d: image %s", rel.Number, b.image))
+	out.Log(fmt.Sprintf("release %d: image %s", rel.Number, nr.image))
 	out.Stage("rolling-out")
 	if err := p.super.Rollout(ctx, rel, replicas, out.Log); err != nil {
-		ok = !created || app.Release != 0
 		return rel, err
 	}
-	ok = true
 	rel.Status = store.StatusLive
-	p.kickHygiene()
 	return rel, nil
 }
 

@@ -8,7 +8,9 @@
 // path takes no lock, writers copy the map. Requests without a body (nearly
 // all of them) are forwarded on the handler's goroutine over the gateway's
 // own keep-alive pool (upstream.go, forward.go); requests with a body and
-// protocol upgrades go through httputil.ReverseProxy (proxy.go).
+// protocol upgrades go through httputil.ReverseProxy (proxy.go). A few
+// hosts that are not apps (the image registry) are served by a handler of
+// their own instead (Handle).
 package gateway
 
 import (
@@ -22,6 +24,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +56,9 @@ type Gateway struct {
 	suffix string // "." + domain, lower-case
 	bufs   bufferPool
 	routes routeTable
+	// handlers maps a host name to the handler that serves it instead of
+	// an app (Handle); like routes, an immutable map written under mu.
+	handlers atomic.Pointer[map[string]http.Handler]
 
 	mu        sync.Mutex // guards the fields below and all writes to routes
 	backends  map[string]*backend
@@ -84,6 +90,7 @@ func New(cfg Config) *Gateway {
 	g := &Gateway{cfg: cfg, log: cfg.Logger, suffix: "." + cfg.Domain, backends: map[string]*backend{}}
 	g.bufs.init()
 	g.routes.init()
+	g.handlers.Store(&map[string]http.Handler{})
 	return g
 }
 

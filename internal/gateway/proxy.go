@@ -18,11 +18,16 @@ const (
 
 var hstsHeader = []string{hstsValue}
 
-// ServeHTTP serves one request that arrived over HTTPS: it finds the app by
-// host and proxies the request to one of its backends.
+// ServeHTTP serves one request that arrived over HTTPS: a host given to
+// Handle goes to its handler; any other is an app's, found by host, and the
+// request is proxied to one of its backends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := requestID(r.Header)
+	if h := g.handlerFor(r.Host); h != nil {
+		g.serveHandled(w, r, h, id, start)
+		return
+	}
 	app, ok := g.appOf(r.Host)
 	var rt *route
 	if ok {

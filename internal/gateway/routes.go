@@ -111,9 +111,13 @@ func (g *Gateway) RemoveApp(app string) {
 }
 
 // HasHost reports whether host (without port) is <app>.<domain> of an app
-// the gateway knows, with or without backends. The certificate authority
-// asks it before issuing a certificate for a client hello.
+// the gateway knows, with or without backends, or a host given to Handle.
+// The certificate authority asks it before issuing a certificate for a
+// client hello.
 func (g *Gateway) HasHost(host string) bool {
+	if g.handlerFor(host) != nil {
+		return true
+	}
 	app, ok := g.appOf(host)
 	return ok && g.routes.get(app) != nil
 }
@@ -148,13 +152,13 @@ func (g *Gateway) prune() {
 	}
 }
 
-// appOf returns the app named by a Host header ("Hello.localhost:8443" →
-// "hello"), or false when the host is not one DNS label (letters, digits,
-// hyphens) under the domain.
-func (g *Gateway) appOf(host string) (string, bool) {
+// hostName returns a Host header's name without port and trailing dot, in
+// lower case ("Hello.localhost.:8443" → "hello.localhost"), or false for an
+// IPv6 literal, which never names an app or a handled host.
+func hostName(host string) (string, bool) {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		if strings.IndexByte(host, ']') >= 0 || strings.IndexByte(host[:i], ':') >= 0 {
-			return "", false // an IPv6 literal is never an app's host
+			return "", false
 		}
 		host = host[:i]
 	}
@@ -162,7 +166,15 @@ func (g *Gateway) appOf(host string) (string, bool) {
 	if hasUpper(host) {
 		host = strings.ToLower(host)
 	}
-	if len(host) <= len(g.suffix) || !strings.HasSuffix(host, g.suffix) {
+	return host, true
+}
+
+// appOf returns the app named by a Host header ("Hello.localhost:8443" →
+// "hello"), or false when the host is not one DNS label (letters, digits,
+// hyphens) under the domain.
+func (g *Gateway) appOf(host string) (string, bool) {
+	host, ok := hostName(host)
+	if !ok || len(host) <= len(g.suffix) || !strings.HasSuffix(host, g.suffix) {
 		return "", false
 	}
 	app := host[:len(host)-len(g.suffix)]

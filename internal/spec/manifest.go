@@ -141,8 +141,14 @@ func ValidAppName(name string) error {
 	if !appName.MatchString(name) || strings.HasSuffix(name, "-") {
 		return errkind.Errorf(errkind.Invalid, "app name %q is not valid: use 1-30 lower-case letters, digits and '-', starting with a letter", name)
 	}
+	if reserved[name] {
+		return errkind.Errorf(errkind.Invalid, "app name %q is reserved: https://%s.<domain> is the platform's", name, name)
+	}
 	return nil
 }
+
+// reserved are names whose host the platform serves itself.
+var reserved = map[string]bool{"registry": true}
 
 // ValidEnvName checks an environment variable name.
 func ValidEnvName(k string) error {

@@ -137,3 +137,20 @@ func TestWorkersJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestValidAppName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"hello", true}, {"hello-node", true}, {"a1", true},
+		{"", false}, {"Hello", false}, {"1app", false}, {"app-", false}, {"a_b", false},
+		{"a234567890123456789012345678901", false}, // 31 characters
+		{"registry", false},                        // the registry endpoint's host
+	} {
+		if err := ValidAppName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("ValidAppName(%q) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

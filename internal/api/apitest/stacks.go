@@ -11,7 +11,9 @@ import (
 	"noops/internal/control"
 	"noops/internal/errkind"
 	"noops/internal/sbom"
+	"noops/internal/spec"
 	"noops/internal/stack"
+	"noops/internal/store"
 )
 
 // stackInfo is the one stack the plane knows, "static", built once.
@@ -122,4 +124,22 @@ func (p *Plane) Hygiene(context.Context) (control.HygieneReport, error) {
 		rep.Releases[name] = []int{1}
 	}
 	return rep, nil
+}
+
+// DeployImage makes a release of app from ref, creating the app.
+func (p *Plane) DeployImage(_ context.Context, app, ref string, _ spec.Run, out control.Progress) (store.Release, error) {
+	p.Lock()
+	defer p.Unlock()
+	p.called("DeployImage %s %s", app, ref)
+	if p.Err != nil {
+		return store.Release{}, p.Err
+	}
+	if err := p.Fail[app]; err != nil {
+		return store.Release{}, err
+	}
+	if _, ok := p.Known[app]; !ok {
+		p.Known[app] = &store.App{Name: app, Created: p.now, Replicas: 1}
+	}
+	out.Stage("releasing")
+	return p.addReleaseLocked(app, "image "+ref, nil), nil
 }

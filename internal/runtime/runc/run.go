@@ -112,22 +112,42 @@ func (d *Driver) runForeground(ctx context.Context, id, bundle string, stdout, s
 	// Should this process die, runc dies too rather than run on with
 	// nobody reading the output.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := ctx.Err(); err != nil {
+		return runtime.Exit{}, err // it ended while the bundle was made: start nothing
+	}
 	if err := cmd.Start(); err != nil {
 		return runtime.Exit{}, fmt.Errorf("starting runc: %w", err)
+	}
+	done := make(chan struct{})   // closed once runc has exited
+	killed := make(chan struct{}) // closed once killForeground has returned
+	stop := context.AfterFunc(ctx, func() {
+		defer close(killed)
+		d.killForeground(id, cmd.Process, done)
+	})
+	// ended, called once runc has exited, reports whether ctx ended first.
+	// It returns only after killForeground has, so that no `runc kill` of
+	// it outlives Run: one still running would race remove, and runc
+	// recreates its state folder under Root even for a container it does
+	// not know.
+	ended := func() bool {
+		close(done)
+		if stop() {
+			return false
+		}
+		<-killed
+		return true
 	}
 	waited := false
 	defer func() {
 		if !waited { // panicking: end runc too; remove kills the sandbox
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
+			ended()
 		}
 	}()
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { d.killForeground(id, cmd.Process, done) })
 	werr := cmd.Wait()
 	waited = true
-	close(done)
-	if !stop() {
+	if ended() {
 		return runtime.Exit{}, ctx.Err() // it was killed because ctx ended
 	}
 
@@ -168,6 +188,8 @@ func (d *Driver) runForeground(ctx context.Context, id, bundle string, stdout, s
 // killForeground kills sandbox id after its Run's ctx ended: it asks runc
 // every killRetry until `runc run` has returned (done), as runc may not
 // have made the container yet, and kills runc itself after killTimeout.
+// A `runc run` killed while it made the container can leave its `runc
+// init` behind; remove kills it through the sandbox's cgroup.
 func (d *Driver) killForeground(id string, runc *os.Process, done <-chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()

@@ -57,9 +57,13 @@ func runSpec(layers []string, args ...string) runtime.Spec {
 }
 
 // checkGone fails unless nothing of sandbox id is left: no bundle, no
-// runc container, no cgroup in any hierarchy.
+// runc container, no cgroup in any hierarchy, no runc command about it
+// still running (one would write under root after Run returned).
 func checkGone(t *testing.T, root, id string) {
 	t.Helper()
+	for _, p := range processesNaming(id) {
+		t.Errorf("process %s still runs after Run", p)
+	}
 	for _, p := range []string{filepath.Join(root, id), filepath.Join(root, ".runc", id)} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after Run: %v", p, err)
@@ -72,6 +76,27 @@ func checkGone(t *testing.T, root, id string) {
 	for _, c := range cgroups {
 		t.Errorf("cgroup %s left after Run", c)
 	}
+}
+
+// processesNaming lists the processes with word in their command line,
+// as "PID: ARGS".
+func processesNaming(word string) []string {
+	var out []string
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // ended
+		}
+		for _, arg := range strings.Split(string(b), "\x00") {
+			if arg == word {
+				pid := filepath.Base(filepath.Dir(f))
+				out = append(out, pid+": "+strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")))
+				break
+			}
+		}
+	}
+	return out
 }
 
 func TestRunExits(t *testing.T) {
@@ -287,6 +312,13 @@ func TestRunCancel(t *testing.T) {
 		{"cancelled while running", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, "ready", context.Canceled},
 		{"deadline while starting", func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 10*time.Millisecond)
+		}, "", context.DeadlineExceeded},
+		// Later deadlines find runc further into making the container.
+		{"deadline after 40ms", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 40*time.Millisecond)
+		}, "", context.DeadlineExceeded},
+		{"deadline after 100ms", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
 		}, "", context.DeadlineExceeded},
 		{"cancelled before", func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())

@@ -85,8 +85,18 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 
 // remove undoes Start, whatever state the sandbox is in.
 func (d *Driver) remove(ctx context.Context, id string) error {
+	// runc also removes the state folder that a runc killed while it made
+	// the container leaves without state.json, but not its cgroup.
 	if _, err := d.run(ctx, "delete", "--force", id); err != nil && !notExist(err) {
 		return err
+	}
+	// runc deleted the container's cgroup if it knew the container; one
+	// left is that of a `runc run` killed while it made the container,
+	// perhaps with its `runc init` still in it.
+	if path, err := cgroupsPath(d.bundle(id)); err == nil {
+		if err := removeCgroup(ctx, path); err != nil {
+			return err
+		}
 	}
 	// runc killed the process; let its shim record that and end before
 	// the bundle goes away under it.

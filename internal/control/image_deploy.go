@@ -117,7 +117,6 @@ func (p *Plane) DeployImage(ctx context.Context, app, ref string, run spec.Run, 
 	return rel, nil
 }
 
-
 // indexes is an image store that reads image indexes too. With one,
 // deploying an index (a multi-platform image) deploys its image for this
 // machine; without one, an index is refused with a hint.

@@ -130,6 +130,32 @@ func TestExamples(t *testing.T) {
 		})
 	}
 
+	t.Run("a site with a build script is built with npm and served statically", func(t *testing.T) {
+		dir := t.TempDir()
+		files := map[string]string{
+			"package.json":      `{"name":"site","version":"1.0.0","private":true,"scripts":{"build":"node build.js"}}`,
+			"package-lock.json": `{"name":"site","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"site","version":"1.0.0"}}}`,
+			"build.js": `const fs = require('fs'); fs.mkdirSync('dist', {recursive: true});
+fs.writeFileSync('dist/index.html', '<h1>built by npm run build on ' + process.version + '</h1>');`,
+		}
+		for n, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, n), []byte(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, log, err := e.Deploy(t, dir, "site")
+		if err != nil {
+			t.Fatalf("deploy: %v\n%s", err, strings.Join(log, "\n"))
+		}
+		if code, body := e.Get(t, "site", "/"); code != 200 || !strings.Contains(body, "built by npm run build on v18") {
+			t.Errorf("GET site/ = %d %q, want the page the build script wrote (with Debian's node 18)", code, body)
+		}
+		cf, _ := imageOf(t, e, "site", 1).ConfigFile()
+		if cf.Config.Labels[build.LabelStack] != "static" {
+			t.Errorf("the site runs on stack %q, want static (no node in its image)", cf.Config.Labels[build.LabelStack])
+		}
+	})
+
 	t.Run("static site 404 page", func(t *testing.T) {
 		if code, body := e.Get(t, "hello-static", "/no/such/page"); code != 404 || !strings.Contains(body, "not part of the site") {
 			t.Errorf("GET missing page = %d %q, want the site's 404 page", code, body)

@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"noops/internal/build"
-	"noops/internal/build/static"
 	"noops/internal/errkind"
 )
 
@@ -36,6 +35,17 @@ func (Buildpack) Expects() string { return "package.json (Node.js)" }
 type manifest struct {
 	Main    string            `json:"main"`
 	Scripts map[string]string `json:"scripts"`
+}
+
+// HasBuildScript reports whether src has a package.json with a build
+// script and nothing for node to run: a site that builds to static files.
+func HasBuildScript(src string) (bool, error) {
+	m, ok, err := readManifest(src)
+	if !ok || err != nil || m.Scripts["build"] == "" {
+		return false, err
+	}
+	run, err := entry(src, m)
+	return run == nil && err == nil, nil
 }
 
 func readManifest(src string) (manifest, bool, error) {
@@ -197,6 +207,21 @@ func productionModules(ctx context.Context, bc *build.Context, lock []byte, buil
 	return nil
 }
 
+// BuildSite runs a site's build script for the static buildpack: `npm ci`
+// and `npm run build` on a copy of the source, in the node stack's build
+// image, with a cached npm cache. It returns the built copy.
+func BuildSite(ctx context.Context, bc *build.Context) (string, error) {
+	if _, err := os.Stat(filepath.Join(bc.Src, "package-lock.json")); err != nil {
+		return "", errkind.WithHint(errkind.Invalid, errors.New("package-lock.json is missing: noops installs exactly what the lockfile says (npm ci)"),
+			"run `npm install` in the site's folder and deploy again with package-lock.json")
+	}
+	cache, err := bc.Layer("npm-cache", build.LayerSpec{Cache: true})
+	if err != nil {
+		return "", err
+	}
+	return runBuildScript(ctx, bc, cache)
+}
+
 // runBuildScript runs `npm ci` (with dev dependencies) and `npm run build`
 // on a copy of the source and returns the copy, built.
 func runBuildScript(ctx context.Context, bc *build.Context, cache *build.Layer) (string, error) {
@@ -230,7 +255,7 @@ func imageID(layers []string) string {
 // (what the upload's ignore files kept is the app) and returns the number
 // of files copied.
 func copyApp(src, dst string) (int, error) {
-	return static.CopyTree(src, dst, func(rel string) bool {
+	return build.CopyTree(src, dst, func(rel string) bool {
 		return rel == "node_modules" || rel == ".git"
 	})
 }

@@ -23,7 +23,6 @@ import (
 	"strings"
 
 	"noops/internal/build"
-	"noops/internal/build/static"
 )
 
 func init() { build.Register(Buildpack{}) }
@@ -62,7 +61,7 @@ func (Buildpack) Build(ctx context.Context, bc *build.Context) error {
 	if err := venv(ctx, bc, layers); err != nil {
 		return err
 	}
-	n, err := static.CopyTree(bc.Src, bc.App, func(rel string) bool {
+	n, err := build.CopyTree(bc.Src, bc.App, func(rel string) bool {
 		return rel == ".git" || rel == ".venv" || rel == "venv" || filepath.Base(rel) == "__pycache__"
 	})
 	if err != nil {
@@ -116,7 +115,7 @@ func venv(ctx context.Context, bc *build.Context, buildImage []string) error {
 		return nil
 	}
 	src := filepath.Join(bc.Work, "src")
-	if _, err := static.CopyTree(bc.Src, src, func(rel string) bool { return rel == ".git" || rel == ".venv" || rel == "venv" }); err != nil {
+	if _, err := build.CopyTree(bc.Src, src, func(rel string) bool { return rel == ".git" || rel == ".venv" || rel == "venv" }); err != nil {
 		return err
 	}
 	env := []string{"HOME=/tmp", "PIP_CACHE_DIR=/cache/pip", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1", "PYTHONDONTWRITEBYTECODE=1"}

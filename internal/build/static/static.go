@@ -12,8 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 
 	"noops/internal/build"
 	"noops/internal/build/golang"
+	"noops/internal/build/node"
 	"noops/internal/errkind"
 )
 
@@ -42,8 +41,17 @@ const (
 	Server = "/layers/static/server/static-server"
 )
 
-// Detect passes for index.html at the top of the source or in public/.
+// siteOutputs are where site generators put a built site, in the order
+// they are looked at.
+var siteOutputs = []string{"dist", "build", "out", "_site", "public"}
+
+// Detect passes for index.html at the top of the source or in public/, and
+// for a site with a build script (package.json with scripts.build and no
+// server to run), which is built with npm in the node stack's build image.
 func (Buildpack) Detect(src string) (build.Detection, error) {
+	if ok, err := node.HasBuildScript(src); err != nil || ok {
+		return build.Detection{Pass: ok, Reason: "package.json build script", Stack: "static"}, err
+	}
 	for _, p := range []string{"index.html", "public/index.html"} {
 		fi, err := os.Stat(filepath.Join(src, p))
 		if err == nil && fi.Mode().IsRegular() {
@@ -56,22 +64,48 @@ func (Buildpack) Detect(src string) (build.Detection, error) {
 	return build.Detection{}, nil
 }
 
-// Build copies the site into /app/public and adds the server.
+// Build copies the site (built first, when it has a build script) into
+// /app/public and adds the server.
 func (Buildpack) Build(ctx context.Context, bc *build.Context) error {
 	site := bc.Src
-	if _, err := os.Stat(filepath.Join(bc.Src, "index.html")); err != nil {
+	if ok, err := node.HasBuildScript(bc.Src); err != nil {
+		return err
+	} else if ok {
+		built, err := node.BuildSite(ctx, bc)
+		if err != nil {
+			return err
+		}
+		if site, err = builtSite(built); err != nil {
+			return err
+		}
+	} else if _, err := os.Stat(filepath.Join(bc.Src, "index.html")); err != nil {
 		site = filepath.Join(bc.Src, "public")
 	}
 	n, err := CopySite(site, filepath.Join(bc.App, "public"))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(bc.Log, "site: %d files from %s\n", n, strings.TrimPrefix(strings.TrimPrefix(site, bc.Src), "/"))
+	from := strings.TrimPrefix(strings.TrimPrefix(site, bc.Src), "/")
+	if from == "" || !strings.HasPrefix(site, bc.Src) {
+		from = filepath.Base(site)
+	}
+	fmt.Fprintf(bc.Log, "site: %d files from %s\n", n, from)
 	if err := AddServer(ctx, bc); err != nil {
 		return err
 	}
 	bc.SetProcess("web", build.Process{Command: []string{Server}})
 	return nil
+}
+
+// builtSite finds the folder a build script wrote the site into.
+func builtSite(dir string) (string, error) {
+	for _, out := range siteOutputs {
+		if fi, err := os.Stat(filepath.Join(dir, out, "index.html")); err == nil && fi.Mode().IsRegular() {
+			return filepath.Join(dir, out), nil
+		}
+	}
+	return "", errkind.WithHint(errkind.Invalid, fmt.Errorf("the build script wrote no index.html into %s", strings.Join(siteOutputs, ", ")),
+		"make `npm run build` write the site into one of those folders")
 }
 
 // AddServer puts the static file server in a cached launch layer. The
@@ -103,7 +137,7 @@ func AddServer(ctx context.Context, bc *build.Context) error {
 			return err
 		}
 	}
-	return copyFile(bin, filepath.Join(l.Path, filepath.Base(Server)), 0o755)
+	return build.CopyFile(bin, filepath.Join(l.Path, filepath.Base(Server)), 0o755)
 }
 
 // compileServer builds the server into bin, atomically.
@@ -143,71 +177,7 @@ func compileServer(ctx context.Context, bc *build.Context, gobin, bin string) er
 // site (dotfiles such as .git and .env, noops.yaml, Procfile) and
 // refusing links that leave it. It returns the number of files copied.
 func CopySite(src, dst string) (int, error) {
-	return CopyTree(src, dst, func(rel string) bool {
+	return build.CopyTree(src, dst, func(rel string) bool {
 		return strings.HasPrefix(filepath.Base(rel), ".") || rel == "noops.yaml" || rel == "Procfile"
 	})
-}
-
-// CopyTree copies the tree at src into dst, leaving out the paths (relative
-// to src) that skip names, and refusing links that leave the tree. It
-// returns the number of files copied.
-func CopyTree(src, dst string, skip func(rel string) bool) (int, error) {
-	n := 0
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if rel != "." && skip(filepath.ToSlash(rel)) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if filepath.IsAbs(link) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(rel), link)), "..") {
-				return errkind.Errorf(errkind.Invalid, "%s links outside the app (%s)", rel, link)
-			}
-			return os.Symlink(link, target)
-		case d.Type().IsRegular():
-			n++
-			return copyFile(p, target, 0o644)
-		}
-		return errkind.Errorf(errkind.Invalid, "%s is not a regular file, folder or link", rel)
-	})
-	if err != nil {
-		return n, fmt.Errorf("copying %s: %w", filepath.Base(src), err)
-	}
-	return n, nil
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if fi, err := in.Stat(); err == nil && fi.Mode()&0o100 != 0 {
-		mode = 0o755
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +29,9 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// demoApps are the apps `noops demo` deploys.
+var demoApps = []string{"hello", "hello-static", "hello-node", "hello-python", "worker-procfile"}
 
 // TestReadmeDemo runs `make demo` as README says, then the curl line it
 // prints, then a few read commands, then stops the demo.
@@ -56,10 +60,10 @@ func TestReadmeDemo(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(data, "server.log"))
-		t.Fatalf("make demo: %v\n%s\nserver log:\n%s", err, out, log)
+		t.Fatalf("make demo: %v\n%s\nserver log:\n%s\n%s", err, out, log, appState(noops, env))
 	}
 	t.Logf("make demo:\n%s", out)
-	for _, app := range []string{"hello", "hello-static", "hello-node", "hello-python", "worker-procfile"} {
+	for _, app := range demoApps {
 		if !strings.Contains(string(out), app+" v1 is live and answered") {
 			t.Errorf("make demo output lacks the check of %s", app)
 		}
@@ -97,4 +101,19 @@ func TestReadmeDemo(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(badOut), "noops: ") {
 		t.Errorf("noops releases nosuchapp = %v %q, want exit 3 with a one-line cause", err, badOut)
 	}
+}
+
+// appState is what `noops ps` and `noops logs` say of every app, for a
+// failure's message: the cause of a failed demo is often in the app's log.
+func appState(noops string, env []string) string {
+	var b strings.Builder
+	for _, app := range demoApps {
+		for _, args := range [][]string{{"ps", app}, {"logs", app, "--lines", "40"}} {
+			cmd := exec.Command(noops, args...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			fmt.Fprintf(&b, "$ noops %s (%v)\n%s\n", strings.Join(args, " "), err, out)
+		}
+	}
+	return b.String()
 }

@@ -93,14 +93,15 @@ func newFixture(t *testing.T, change func(*buildbox.Config)) fixture {
 	return fixture{box: buildbox.New(cfg), driver: d, net: n, layers: runtimetest.Image(t), gateway: n.Subnet().Addr().Next()}
 }
 
-// newNetwork makes a network on a unique bridge and a random 10.x.y.0/24,
+// newNetwork makes a network on a unique bridge and a random 10.x.y.0/24
+// (x in 125-149, the range of this package's tests; see netns's newTestNet),
 // with its bridge and gateway address already there (they appear with the
 // first attachment), so that tests can listen on the gateway. The caller
 // closes it.
 func newNetwork(t *testing.T, ipMasq bool) *netns.Network {
 	t.Helper()
 	bridge := fmt.Sprintf("nb%06d", rand.IntN(1_000_000))
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + rand.IntN(127)), byte(rand.IntN(256)), 0}), 24)
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(125 + rand.IntN(25)), byte(rand.IntN(256)), 0}), 24)
 	n, err := netns.New(netns.Config{Bridge: bridge, Subnet: subnet.String(), PluginDirs: []string{need.CNI(t)}, StateDir: filepath.Join(t.TempDir(), "net"), IPMasq: ipMasq})
 	if err != nil {
 		t.Fatalf("netns.New: %v", err)

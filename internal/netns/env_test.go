@@ -26,7 +26,9 @@ type testNet struct {
 }
 
 // newTestNet needs root and the CNI plugins and builds a Network on a unique
-// bridge with a random 10.x.y.z/bits subnet. stateDir "" means a temporary
+// bridge with a random 10.x.y.z/bits subnet, x in 100-124: test packages
+// run at once, and each keeps to its own range (buildbox 125-149, testenv
+// 150-249, the default 88-89). stateDir "" means a temporary
 // one. opts change the Config before New.
 func newTestNet(t *testing.T, bits int, stateDir string, opts ...func(*Config)) testNet {
 	t.Helper()
@@ -36,7 +38,7 @@ func newTestNet(t *testing.T, bits int, stateDir string, opts ...func(*Config)) 
 		stateDir = filepath.Join(t.TempDir(), "net")
 	}
 	bridge := fmt.Sprintf("nn%06d", rand.IntN(1_000_000))
-	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + rand.IntN(127)), byte(rand.IntN(256)), byte(rand.IntN(256))}), bits).Masked()
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + rand.IntN(25)), byte(rand.IntN(256)), byte(rand.IntN(256))}), bits).Masked()
 	cfg := Config{Bridge: bridge, Subnet: subnet.String(), PluginDirs: []string{dir}, StateDir: stateDir}
 	for _, o := range opts {
 		o(&cfg)

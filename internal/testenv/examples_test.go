@@ -328,7 +328,7 @@ fs.writeFileSync('dist/index.html', '<h1>built by npm run build on ' + process.v
 
 // patchRunImage stands in for a stack update that changed the run image:
 // the stack's run image gets one more layer (/etc/noops-patch).
-func patchRunImage(t *testing.T, e *Env, name string) {
+func patchRunImage(t testing.TB, e *Env, name string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "noops-patch"), []byte("patched\n"), 0o644); err != nil {
@@ -349,7 +349,7 @@ func patchRunImage(t *testing.T, e *Env, name string) {
 
 // replaceRunImage stores change(run image) under the ref of the stack's
 // current lock, so that RunImage returns it as it would after an update.
-func replaceRunImage(t *testing.T, e *Env, name string, change func(v1.Image) v1.Image) {
+func replaceRunImage(t testing.TB, e *Env, name string, change func(v1.Image) v1.Image) {
 	t.Helper()
 	ctx := context.Background()
 	m := e.App.Stacks()

@@ -3,13 +3,9 @@ package testenv
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,9 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"noops/internal/apiclient"
 	"noops/internal/apitype"
-	"noops/internal/app"
 	"noops/internal/testenv/need"
 )
 
@@ -123,15 +117,14 @@ func BenchmarkRebase(b *testing.B) {
 		ms(imageMean), float64(staticSize)/1e6, ms(nodeTime.image), float64(nodeSize)/1e6)
 }
 
-// startBench is Start for a benchmark: Start and Env.start take a
-// *testing.T. The platform's log goes to a buffer that is shown, its last
+// startBench is Start for a benchmark (Start takes a *testing.T, for its
+// log and clean-up order). The platform's log goes to a buffer that is shown, its last
 // lines, only when the benchmark fails: a benchmark's log is always
 // printed. An interrupt stops the sandboxes before the process exits, as
 // the benchmark's clean-ups would not run.
 func startBench(b *testing.B) *Env {
 	b.Helper()
 	need.Sandbox(b)
-	n := rand.IntN(200) + 20
 	data, err := os.MkdirTemp("", "noops-bench-")
 	if err != nil {
 		b.Fatal(err)
@@ -144,27 +137,10 @@ func startBench(b *testing.B) *Env {
 			b.Logf("platform log, last %d lines:\n%s", min(len(lines), 200), strings.Join(lines[max(0, len(lines)-200):], "\n"))
 		}
 	})
-	cfg := app.Config{
-		Data:         data,
-		Domain:       "test.localhost",
-		HTTPS:        "127.0.0.1:0",
-		HTTP:         "off",
-		Subnet:       fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), n),
-		BuildSubnet:  fmt.Sprintf("10.%d.%d.0/24", 150+rand.IntN(50), n),
-		StackDebs:    filepath.Join(os.TempDir(), "noops-test-debs"),
-		Bridge:       fmt.Sprintf("nb%d%d", os.Getpid()%10000, n),
-		Shim:         []string{Binary(b), "shim"},
-		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		StartTimeout: 30 * time.Second,
-		Version:      "bench",
-	}
-	a, err := app.New(cfg)
-	if err != nil {
-		b.Fatalf("app.New: %v", err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		b.Fatalf("starting platform: %v", err)
-	}
+	e := &Env{Data: data, cfg: config(b, data, logs, 30*time.Second)}
+	e.Domain = e.cfg.Domain
+	e.start(b)
+	a := e.App
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -196,11 +172,7 @@ func startBench(b *testing.B) *Env {
 		close(quit)
 		stop()
 	})
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(a.RootPEM()) {
-		b.Fatal("CA root is not PEM")
-	}
-	return &Env{App: a, Client: apiclient.New(data), Data: data, Domain: cfg.Domain, HTTPS: a.HTTPSAddr(), Roots: roots, cfg: cfg}
+	return e
 }
 
 // deployBench deploys dir as app and fails the benchmark if that fails.

@@ -115,9 +115,6 @@ func Start(t *testing.T, opts Options) *Env {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 20 * time.Second
 	}
-	// Each Env gets its own bridge and subnet so that test packages running
-	// at the same time do not meet.
-	n := rand.IntN(200) + 20
 	ended := new(atomic.Bool)
 	t.Cleanup(func() { ended.Store(true) }) // runs last
 	data, err := os.MkdirTemp("", "noops-test-")
@@ -125,20 +122,7 @@ func Start(t *testing.T, opts Options) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(data) })
-	cfg := app.Config{
-		Data:         data,
-		Domain:       "test.localhost",
-		HTTPS:        "127.0.0.1:0",
-		HTTP:         "off",
-		Subnet:       fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), n),
-		BuildSubnet:  fmt.Sprintf("10.%d.%d.0/24", 150+rand.IntN(50), n),
-		StackDebs:    filepath.Join(os.TempDir(), "noops-test-debs"), // downloaded once per machine
-		Bridge:       fmt.Sprintf("nt%d%d", os.Getpid()%10000, n),
-		Shim:         []string{Binary(t), "shim"},
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t, ended}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		StartTimeout: opts.StartTimeout,
-		Version:      "test",
-	}
+	cfg := config(t, data, testWriter{t, ended}, opts.StartTimeout)
 	e := &Env{Data: data, Domain: cfg.Domain, cfg: cfg}
 	e.start(t)
 	cfg.HTTPS = e.HTTPS // a restart keeps the port
@@ -159,7 +143,29 @@ func Start(t *testing.T, opts Options) *Env {
 	return e
 }
 
-func (e *Env) start(t *testing.T) {
+// config is the platform configuration of a test or benchmark whose data
+// folder is data and whose platform log goes to log. Each gets its own
+// bridge and subnets (in the range of this package: see netns's
+// newTestNet) so that test packages running at the same time do not meet.
+func config(t testing.TB, data string, log io.Writer, startTimeout time.Duration) app.Config {
+	n := rand.IntN(200) + 20
+	return app.Config{
+		Data:         data,
+		Domain:       "test.localhost",
+		HTTPS:        "127.0.0.1:0",
+		HTTP:         "off",
+		Subnet:       fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), n),
+		BuildSubnet:  fmt.Sprintf("10.%d.%d.0/24", 150+rand.IntN(50), n),
+		StackDebs:    filepath.Join(os.TempDir(), "noops-test-debs"), // downloaded once per machine
+		Bridge:       fmt.Sprintf("nt%d%d", os.Getpid()%10000, n),
+		Shim:         []string{Binary(t), "shim"},
+		Logger:       slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		StartTimeout: startTimeout,
+		Version:      "test",
+	}
+}
+
+func (e *Env) start(t testing.TB) {
 	t.Helper()
 	a, err := app.New(e.cfg)
 	if err != nil {

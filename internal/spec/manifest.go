@@ -57,6 +57,10 @@ type Run struct {
 	// process and 0 otherwise: whether it has one is known only once it
 	// is built, so Default leaves it unset.
 	Workers *int `yaml:"workers" json:"workers,omitempty"`
+	// Scale makes the web replica count follow the load, down to zero
+	// when Min is 0; Replicas is then the count a release starts with
+	// (Scale.Initial). Without it the count is Replicas, fixed.
+	Scale *Scale `yaml:"scale" json:"scale,omitempty"`
 }
 
 // MaxWorkers is the largest run.workers.
@@ -75,6 +79,9 @@ func Parse(data []byte) (*Manifest, error) {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errkind.Errorf(errkind.Invalid, "%s: only one YAML document is allowed", FileName)
+	}
+	if m.Run.Scale != nil && m.Run.Replicas != 0 {
+		return nil, errkind.Errorf(errkind.Invalid, "%s: run.replicas and run.scale: set one (a fixed count, or a range that follows the load)", FileName)
 	}
 	m.Default()
 	if err := m.Validate(); err != nil {
@@ -115,6 +122,12 @@ var sectionName = regexp.MustCompile(`section [A-Z]\w*`)
 func (m *Manifest) Default() {
 	if m.Run.Port == 0 {
 		m.Run.Port = DefaultPort
+	}
+	if m.Run.Scale != nil {
+		m.Run.Scale.defaults()
+		if m.Run.Replicas == 0 {
+			m.Run.Replicas = m.Run.Scale.Initial()
+		}
 	}
 	if m.Run.Replicas == 0 {
 		m.Run.Replicas = DefaultReplicas
@@ -170,8 +183,11 @@ func (m *Manifest) Validate() error {
 	if r.Port < 1 || r.Port > 65535 {
 		errs = append(errs, fmt.Sprintf("run.port: %d is not a TCP port (1-65535)", r.Port))
 	}
-	if r.Replicas < 1 || r.Replicas > 100 {
-		errs = append(errs, fmt.Sprintf("run.replicas: %d is out of range (1-100)", r.Replicas))
+	if r.Replicas < 1 || r.Replicas > MaxReplicas {
+		errs = append(errs, fmt.Sprintf("run.replicas: %d is out of range (1-%d)", r.Replicas, MaxReplicas))
+	}
+	if r.Scale != nil {
+		errs = append(errs, r.Scale.validate()...)
 	}
 	if r.Memory < 16<<20 {
 		errs = append(errs, fmt.Sprintf("run.memory: %s is below the minimum of 16Mi", r.Memory))

@@ -101,6 +101,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("run:\n  replicas: 3\n  health: /healthz\n"))
 	f.Add([]byte("build: { env: { A: b } }"))
 	f.Add([]byte("run: { workers: 0, replicas: 2 }"))
+	f.Add([]byte("run: { scale: { min: 0, max: 3, concurrency: 10, idle: 30s, window: 6s } }"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {

@@ -39,6 +39,16 @@ type Config struct {
 	// TLS returns the certificate for a client hello (required).
 	TLS    func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	Logger *slog.Logger
+
+	// The activator: for an app with cold starts on (SetColdStart) and no
+	// backend, up to HoldQueue requests (default DefaultHoldQueue) wait
+	// up to HoldTimeout (default DefaultHoldTimeout) while Waker starts a
+	// replica; ColdStart, when set, is told how long each held request
+	// waited from its arrival to its response's first byte.
+	Waker       Waker
+	HoldQueue   int
+	HoldTimeout time.Duration
+	ColdStart   func(app string, firstByte time.Duration)
 }
 
 // Server limits, shared by both listeners.
@@ -62,6 +72,7 @@ type Gateway struct {
 
 	mu        sync.Mutex // guards the fields below and all writes to routes
 	backends  map[string]*backend
+	loads     map[string]*appLoad // per app, kept across route versions
 	httpsSrv  *http.Server
 	httpSrv   *http.Server
 	httpsAddr net.Addr
@@ -87,7 +98,13 @@ func New(cfg Config) *Gateway {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, suffix: "." + cfg.Domain, backends: map[string]*backend{}}
+	if cfg.HoldQueue <= 0 {
+		cfg.HoldQueue = DefaultHoldQueue
+	}
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = DefaultHoldTimeout
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, suffix: "." + cfg.Domain, backends: map[string]*backend{}, loads: map[string]*appLoad{}}
 	g.bufs.init()
 	g.routes.init()
 	g.handlers.Store(&map[string]http.Handler{})

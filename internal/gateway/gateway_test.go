@@ -73,13 +73,16 @@ type testGateway struct {
 	port   string // HTTPS port
 }
 
-func startGateway(t testing.TB, withHTTP bool) *testGateway {
+func startGateway(t testing.TB, withHTTP bool, opts ...func(*Config)) *testGateway {
 	t.Helper()
 	cert, pool := selfSigned(t)
 	cfg := Config{HTTPSAddr: "127.0.0.1:0", Domain: testDomain,
 		TLS: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }}
 	if withHTTP {
 		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	g := New(cfg)
 	if err := g.Start(context.Background()); err != nil {

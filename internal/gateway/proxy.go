@@ -38,7 +38,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		g.page(rw, r, notFoundPage(r.Host, g.cfg.Domain, id))
 	} else {
-		g.proxy(rw, r, rt, id)
+		g.serveApp(rw, r, rt, id, start)
 	}
 	if g.log.Enabled(r.Context(), debugLevel) {
 		g.log.Log(r.Context(), debugLevel, "request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
@@ -47,11 +47,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveApp proxies a request of an app, counting it in the app's load
+// while it lasts (a panic that aborts the response included).
+func (g *Gateway) serveApp(rw *respWriter, r *http.Request, rt *route, id string, start time.Time) {
+	rt.load.arrived.Add(1)
+	rt.load.inflight.Add(1)
+	defer rt.load.inflight.Add(-1)
+	g.proxy(rw, r, rt, id)
+	if !rw.firstByte.IsZero() && g.cfg.ColdStart != nil {
+		g.cfg.ColdStart(rt.app, rw.firstByte.Sub(start))
+	}
+}
+
 // proxy sends the request to a backend of rt. A backend that cannot be
 // dialled never saw the request: when the body can be sent again, the
 // request goes once to the next backend.
 func (g *Gateway) proxy(rw *respWriter, r *http.Request, rt *route, id string) {
 	b := g.acquire(rt, nil)
+	if b == nil && rt.load.cold.Load() {
+		if b = g.hold(rw, r, rt, id); b == nil {
+			return
+		}
+		rw.held = true // WriteHeader notes the first byte's time
+	}
 	if b == nil {
 		g.page(rw, r, unavailablePage(rt.app, rt.reason, id))
 		return
@@ -168,6 +186,8 @@ type respWriter struct {
 	wroteHeader bool
 	err         error
 	backend     string
+	held        bool      // the request waited for a cold start
+	firstByte   time.Time // when a held request's response began
 }
 
 var writers = sync.Pool{New: func() any { return new(respWriter) }}
@@ -184,6 +204,9 @@ func putWriter(rw *respWriter) {
 }
 
 func (w *respWriter) WriteHeader(code int) {
+	if w.held && w.firstByte.IsZero() {
+		w.firstByte = time.Now()
+	}
 	if code >= 200 && !w.wroteHeader || code == http.StatusSwitchingProtocols {
 		w.status, w.wroteHeader = code, true
 	}
@@ -191,6 +214,9 @@ func (w *respWriter) WriteHeader(code int) {
 }
 
 func (w *respWriter) Write(p []byte) (int, error) {
+	if w.held && w.firstByte.IsZero() {
+		w.firstByte = time.Now()
+	}
 	if !w.wroteHeader {
 		w.status, w.wroteHeader = http.StatusOK, true
 	}

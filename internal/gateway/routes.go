@@ -19,6 +19,7 @@ type route struct {
 	app      string
 	backends []*backend
 	reason   string // why there are no backends, shown on the 503 page
+	load     *appLoad
 	next     atomic.Uint64
 }
 
@@ -60,7 +61,7 @@ func (g *Gateway) SetBackends(app string, backends []Backend, reason string) {
 	app = strings.ToLower(app)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	rt := &route{app: app, reason: reason}
+	rt := &route{app: app, reason: reason, load: g.loadOf(app)}
 	seen := make(map[string]bool, len(backends))
 	for _, nb := range backends {
 		if nb.ID == "" || nb.Addr == "" || seen[nb.ID] {
@@ -84,6 +85,9 @@ func (g *Gateway) SetBackends(app string, backends []Backend, reason string) {
 	}
 	old := g.routes.get(app)
 	g.publish(func(m map[string]*route) { m[app] = rt })
+	if len(rt.backends) > 0 {
+		rt.load.signal() // requests held for a cold start go now
+	}
 	if old != nil {
 		for _, b := range old.backends {
 			if !seen[b.id] {
@@ -104,6 +108,10 @@ func (g *Gateway) RemoveApp(app string) {
 		return
 	}
 	g.publish(func(m map[string]*route) { delete(m, app) })
+	if l := g.loads[app]; l != nil {
+		delete(g.loads, app)
+		l.signal() // held requests find no route: 404
+	}
 	for _, b := range old.backends {
 		g.retire(b)
 	}

@@ -14,11 +14,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"noops/internal/api"
 	"noops/internal/apiclient"
 	"noops/internal/apitype"
+	"noops/internal/autoscale"
 	"noops/internal/buildbox"
 	"noops/internal/control"
 	"noops/internal/errkind"
@@ -89,6 +91,7 @@ type App struct {
 	builds   *buildbox.Box
 	gateway  *gateway.Gateway
 	super    *supervisor.Supervisor
+	scaler   atomic.Pointer[autoscale.Autoscaler] // read by the gateway's requests
 	plane    *control.Plane
 	api      *http.Server
 	apiLn    net.Listener
@@ -164,6 +167,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"build sandboxes", a.startBuilds},
 		{"gateway", a.startGateway},
 		{"supervisor", a.startSupervisor},
+		{"autoscaler", a.startAutoscaler},
 		{"control plane", a.startControl},
 		{"admin API", a.startAPI},
 	}
@@ -338,7 +342,8 @@ func (a *App) startBuilds(ctx context.Context) error {
 }
 
 func (a *App) startGateway(ctx context.Context) error {
-	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log})
+	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
+		Waker: waker{a}})
 	g.Handle(registry.Host(a.cfg.Domain), a.registry) // push and pull images: crane, skopeo
 	a.ca.Allow(g.HasHost)
 	a.ca.Fallback(a.cfg.Domain) // unknown apps get a 404 page over valid TLS
@@ -359,6 +364,25 @@ func (a *App) startSupervisor(ctx context.Context) error {
 	a.super = s
 	a.started1("supervisor", s.Stop)
 	return nil
+}
+
+func (a *App) startAutoscaler(ctx context.Context) error {
+	s := autoscale.New(autoscale.Config{Gateway: a.gateway, Scaler: a.super, Apps: a.super, Logger: a.log})
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	a.scaler.Store(s)
+	a.started1("autoscaler", s.Stop)
+	return nil
+}
+
+// waker gives the gateway, which starts before it, the autoscaler's Wake.
+type waker struct{ a *App }
+
+func (w waker) Wake(app string) {
+	if s := w.a.scaler.Load(); s != nil {
+		s.Wake(app)
+	}
 }
 
 func (a *App) startControl(ctx context.Context) error {

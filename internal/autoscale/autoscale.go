@@ -79,6 +79,7 @@ type appScaler struct {
 	arrived uint64 // the gateway's count at the last decision
 	last    Decision
 	busy    atomic.Bool // a scale of this app runs
+	wake    atomic.Bool // a cold start came while busy: wake after it
 }
 
 // New returns an autoscaler; Start runs it.
@@ -237,6 +238,10 @@ func (a *Autoscaler) Wake(app string) {
 	if s == nil || a.ctx == nil {
 		return
 	}
+	if s.busy.Load() {
+		s.wake.Store(true) // apply looks again when the running scale ends
+		return
+	}
 	if desired, _, _ := a.cfg.Scaler.Replicas(app); desired > 0 {
 		return // replicas are on their way (or a deploy brings them)
 	}
@@ -251,13 +256,27 @@ func (a *Autoscaler) apply(app string, s *appScaler, n int, wait bool, why strin
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer s.busy.Store(false)
-		done, err := a.cfg.Scaler.Autoscale(a.ctx, app, n, wait)
-		switch {
-		case err != nil && a.ctx.Err() == nil:
-			a.log.Warn(why+": scaling failed", append([]any{"app", app, "err", err}, attrs...)...)
-		case done:
-			a.log.Info(why+": scaled", append([]any{"app", app}, attrs...)...)
+		for {
+			done, err := a.cfg.Scaler.Autoscale(a.ctx, app, n, wait)
+			switch {
+			case err != nil && a.ctx.Err() == nil:
+				a.log.Warn(why+": scaling failed", append([]any{"app", app, "err", err}, attrs...)...)
+			case done:
+				a.log.Info(why+": scaled", append([]any{"app", app}, attrs...)...)
+			}
+			// A cold start that came during a scale (to zero, say) is
+			// served by one more, unless replicas are there.
+			if !s.wake.Swap(false) || a.ctx.Err() != nil {
+				break
+			}
+			if desired, _, _ := a.cfg.Scaler.Replicas(app); desired > 0 {
+				break
+			}
+			n, wait, why, attrs = 1, true, "cold start", []any{"from", 0, "to", 1}
+		}
+		s.busy.Store(false)
+		if s.wake.Swap(false) { // came between the last look and now
+			a.Wake(app)
 		}
 	}()
 }

@@ -64,7 +64,7 @@ func TestDecideMax(t *testing.T) {
 // window after the burst it falls back, by at most half per decision.
 func TestDecidePanic(t *testing.T) {
 	d := NewDecider(scale(1, 20, 10, time.Minute, 0, 60*time.Second), t0)
-	_, now := run(d, t0, 60, 5, -1) // one replica is plenty
+	_, now := run(d, t0, 60, 5, -1)       // one replica is plenty
 	burst, now := run(d, now, 6, 100, -1) // the panic window is 6s
 	if burst[0] < 2 || !d.panicking {
 		t.Fatalf("first decisions of a 20x burst: %v (panicking %v), want a panic scale-up at once", burst, d.panicking)

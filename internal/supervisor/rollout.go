@@ -231,6 +231,15 @@ func (s *Supervisor) Scale(ctx context.Context, app string, n int) error {
 // sandboxes of its live release. It never runs the release command: the
 // live release ran it before it went live.
 func (s *Supervisor) Reconcile(ctx context.Context, app string) error {
+	a := s.app(app)
+	a.rollout.Lock()
+	defer a.rollout.Unlock()
+	return s.reconcile(ctx, app)
+}
+
+// reconcile is Reconcile with the app's rollout lock held.
+func (s *Supervisor) reconcile(ctx context.Context, app string) error {
+	ctx = context.WithoutCancel(ctx)
 	st, err := s.store.GetApp(ctx, app)
 	if err != nil {
 		return err
@@ -242,10 +251,6 @@ func (s *Supervisor) Reconcile(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	a := s.app(app)
-	a.rollout.Lock()
-	defer a.rollout.Unlock()
-	ctx = context.WithoutCancel(ctx)
 	run, err := RunConfig(rel)
 	if err != nil {
 		return err

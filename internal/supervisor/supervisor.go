@@ -113,6 +113,9 @@ type Supervisor struct {
 
 	mu   sync.Mutex
 	apps map[string]*appState
+
+	scaledMu sync.Mutex
+	scaled   map[string]scaledRelease // Scaled's cache, by app
 }
 
 // appState is what the supervisor runs for one app.
@@ -127,7 +130,7 @@ type appState struct {
 // New returns a supervisor; Start adopts what is running and begins work.
 func New(cfg Config, st store.Store, d runtime.Driver, n Network, im Images, r Router) *Supervisor {
 	cfg.defaults()
-	return &Supervisor{cfg: cfg, store: st, driver: d, net: n, images: im, router: r, log: cfg.Logger, apps: map[string]*appState{}}
+	return &Supervisor{cfg: cfg, store: st, driver: d, net: n, images: im, router: r, log: cfg.Logger, apps: map[string]*appState{}, scaled: map[string]scaledRelease{}}
 }
 
 func (s *Supervisor) app(name string) *appState {

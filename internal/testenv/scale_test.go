@@ -1,0 +1,93 @@
+package testenv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestScaleToZero deploys hello-go with run.scale min 0: the deploy starts
+// one replica, which goes away after the idle time; a burst of 50
+// concurrent requests at zero replicas is held by the gateway while one
+// starts, and every request succeeds.
+func TestScaleToZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := Start(t, Options{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(Example(t, "hello-go"))); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "name: lazy\nrun:\n  health: /healthz\n  memory: 64Mi\n  scale: { min: 0, max: 3, concurrency: 10, idle: 2s, window: 6s }\n"
+	if err := os.WriteFile(filepath.Join(dir, "noops.yaml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, log, err := e.Deploy(t, dir, "lazy"); err != nil {
+		t.Fatalf("deploy: %v\n%v", err, log)
+	}
+	if code, _ := e.Get(t, "lazy", "/"); code != 200 {
+		t.Fatalf("after the deploy: %d, want 200", code)
+	}
+	atZero := func() bool {
+		a, err := e.Client.App(ctx, "lazy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := e.Client.Ps(ctx, "lazy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Replicas == 0 && len(ps) == 0
+	}
+	waitUntil(t, 30*time.Second, "lazy to scale to zero", atZero)
+
+	const n = 50
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	client := e.HTTPClient()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(e.URL("lazy", "/"))
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("request %d of the burst at zero: %d, want 200", i, c)
+		}
+	}
+	a, err := e.Client.App(ctx, "lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Replicas < 1 {
+		t.Errorf("after the burst the app wants %d replicas, want at least 1", a.Replicas)
+	}
+	// Idle again, it goes back to zero.
+	waitUntil(t, 30*time.Second, "lazy to scale to zero again", atZero)
+}
+
+// waitUntil polls cond every 100ms until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

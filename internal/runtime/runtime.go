@@ -58,7 +58,7 @@ const (
 type State struct {
 	ID      string
 	Status  Status
-	Pid     int               // pid of the sandbox's process in the host's pid namespace; 0 when not running
+	Pid     int               // pid of the sandbox's process in the host's pid namespace (of a created one: the pid it will have); 0 when not running
 	Labels  map[string]string //
 	Started time.Time
 	Exit    *Exit // set when Status is Stopped
@@ -78,6 +78,15 @@ type Exit struct {
 type Driver interface {
 	// Start creates the sandbox described by spec and starts its process.
 	Start(ctx context.Context, spec Spec) (State, error)
+	// Create makes the sandbox described by spec with everything but its
+	// process's start done (runc create): status Created. StartCreated
+	// then costs only the exec, which is what a cold start waits for.
+	// Stop and Delete remove a created sandbox; Wait waits for it to be
+	// started and exit.
+	Create(ctx context.Context, spec Spec) (State, error)
+	// StartCreated starts the process of a sandbox made by Create;
+	// errkind.Conflict when it is not in the created state.
+	StartCreated(ctx context.Context, id string) (State, error)
 	// Wait blocks until the sandbox's process has exited (or ctx ends) and
 	// returns how it exited. It works for sandboxes started by an earlier
 	// instance of the driver too.

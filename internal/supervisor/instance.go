@@ -38,6 +38,9 @@ type instance struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// standby, when set, is the created sandbox the first launch starts
+	// instead of making one (a cold start); launch clears it.
+	standby *standby
 
 	mu       sync.Mutex
 	state    string // starting, healthy (web), running (worker), unhealthy, stopping, exited, backoff, crashloop
@@ -203,9 +206,24 @@ func (s *Supervisor) sandboxSpec(ctx context.Context, rel store.Release, run spe
 	}, nil
 }
 
-// launch creates the sandbox's network and starts its process.
+// launch creates the sandbox's network and starts its process; for a
+// standby, it only starts the process.
 func (s *Supervisor) launch(in *instance) error {
 	ctx := in.ctx
+	if sb := in.standby; sb != nil {
+		in.standby = nil
+		t0 := time.Now()
+		st, err := s.driver.StartCreated(ctx, in.id)
+		if err != nil {
+			s.cleanup(context.WithoutCancel(ctx), in.id)
+			return err
+		}
+		s.log.Debug("standby sandbox started", "sandbox", in.id, "took", time.Since(t0))
+		in.mu.Lock()
+		in.addr, in.pid = sb.addr, st.Pid
+		in.mu.Unlock()
+		return nil
+	}
 	sp, err := s.sandboxSpec(ctx, in.rel, in.run, in.proc, in.id)
 	if err != nil {
 		return err

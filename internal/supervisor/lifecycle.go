@@ -174,12 +174,13 @@ func (s *Supervisor) watchExit(in *instance, exited <-chan exitResult) error {
 func (s *Supervisor) awaitHealthy(in *instance, exited <-chan exitResult, adopted bool) error {
 	deadline := time.NewTimer(s.cfg.StartTimeout)
 	defer deadline.Stop()
-	// Poll every 10ms for the first two seconds (a refused connection is
-	// cheap, and each millisecond here is one of the deploy's), then every
+	// Poll every millisecond for the first 200ms (a refused connection
+	// costs microseconds, and each millisecond here is one of a cold
+	// start's or a deploy's), every 10ms up to two seconds, then every
 	// 100ms.
-	const fast, slow = 10 * time.Millisecond, 100 * time.Millisecond
+	const quick, fast, slow = time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond
 	begun := time.Now()
-	wait := fast
+	wait := quick
 	var last error
 	for {
 		if last = s.healthy(in.ctx, in); last == nil {
@@ -198,8 +199,11 @@ func (s *Supervisor) awaitHealthy(in *instance, exited <-chan exitResult, adopte
 			return fmt.Errorf("release %d did not pass its health check within %s: %v", in.rel.Number, s.cfg.StartTimeout, last)
 		case <-time.After(wait):
 		}
-		if time.Since(begun) > 2*time.Second {
+		switch since := time.Since(begun); {
+		case since > 2*time.Second:
 			wait = slow
+		case since > 200*time.Millisecond:
+			wait = fast
 		}
 	}
 }

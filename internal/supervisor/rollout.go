@@ -271,10 +271,18 @@ func (s *Supervisor) reconcile(ctx context.Context, app string) error {
 	}{{Web, webCount(st.Replicas, procs)}, {Worker, workers}} {
 		have := s.current(app, want.proc, -1)
 		for i := len(have); i < want.n; i++ {
-			in, err := s.newInstance(rel, want.proc, "")
+			var sb *standby
+			id := ""
+			if want.proc == Web {
+				if sb = s.takeStandby(app, rel.Number); sb != nil {
+					id = sb.id
+				}
+			}
+			in, err := s.newInstance(rel, want.proc, id)
 			if err != nil {
 				return err
 			}
+			in.standby = sb
 			ready := make(chan error, 1)
 			s.wg.Add(1)
 			go func() { defer s.wg.Done(); s.loop(in, false, ready) }()
@@ -291,6 +299,7 @@ func (s *Supervisor) reconcile(ctx context.Context, app string) error {
 		}
 	}
 	s.publish(app)
+	s.keepStandby(app, rel, run, wantsStandby(run, procs) && webCount(st.Replicas, procs) == 0)
 	return errors.Join(errs...)
 }
 
@@ -302,6 +311,7 @@ func (s *Supervisor) StopApp(ctx context.Context, app string) error {
 	for _, in := range s.current(app, "", -1) {
 		s.retire(ctx, in)
 	}
+	s.dropStandby(ctx, app)
 	a.retiring.Wait() // replicas of earlier releases still draining
 	s.router.RemoveApp(app)
 	return nil

@@ -125,6 +125,10 @@ type appState struct {
 	retiring sync.WaitGroup // replicas being drained in the background
 	insts    map[string]*instance
 	noWeb    bool // the live release's image has no web process (under Supervisor.mu)
+	// standby is made ahead for the next cold start while the app is at
+	// zero; preparing is set while one is made (both under Supervisor.mu).
+	standby   *standby
+	preparing bool
 }
 
 // New returns a supervisor; Start adopts what is running and begins work.
@@ -326,5 +330,12 @@ func (s *Supervisor) Instances(app string) []store.Sandbox {
 		out = append(out, in.row())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	if sb := a.standby; sb != nil {
+		out = append(out, store.Sandbox{ID: sb.id, App: app, Release: sb.rel, State: StateStandby, Addr: sb.addr})
+	}
 	return out
 }
+
+// StateStandby is the state Instances gives a standby sandbox: made ahead
+// for the next cold start of an app at zero replicas, not serving.
+const StateStandby = "standby"

@@ -42,11 +42,27 @@ func TestScaleToZero(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return a.Replicas == 0 && len(ps) == 0
+		// At zero, what runs is at most the standby made for the next
+		// cold start.
+		for _, p := range ps {
+			if p.State != "standby" {
+				return false
+			}
+		}
+		return a.Replicas == 0 && len(ps) <= 1
+	}
+	hasStandby := func() bool {
+		ps, err := e.Client.Ps(ctx, "lazy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ps) == 1 && ps[0].State == "standby"
 	}
 	waitUntil(t, 30*time.Second, "lazy to scale to zero", atZero)
+	waitUntil(t, 30*time.Second, "a standby sandbox for lazy's next cold start", hasStandby)
 
 	const n = 50
+	start := time.Now()
 	codes := make([]int, n)
 	var wg sync.WaitGroup
 	client := e.HTTPClient()
@@ -64,6 +80,7 @@ func TestScaleToZero(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	t.Logf("a burst of %d requests at zero replicas took %s", n, time.Since(start))
 	for i, c := range codes {
 		if c != 200 {
 			t.Errorf("request %d of the burst at zero: %d, want 200", i, c)
@@ -76,8 +93,9 @@ func TestScaleToZero(t *testing.T) {
 	if a.Replicas < 1 {
 		t.Errorf("after the burst the app wants %d replicas, want at least 1", a.Replicas)
 	}
-	// Idle again, it goes back to zero.
+	// Idle again, it goes back to zero, with a new standby.
 	waitUntil(t, 30*time.Second, "lazy to scale to zero again", atZero)
+	waitUntil(t, 30*time.Second, "a new standby sandbox", hasStandby)
 }
 
 // waitUntil polls cond every 100ms until it holds or timeout passes.

@@ -41,7 +41,9 @@ type sandbox struct {
 	labels  map[string]string
 	started time.Time
 	pid     int
-	proc    *os.Process
+	proc    *os.Process   // nil while created and not started
+	spec    runtime.Spec  // what StartCreated runs
+	log     *logfile.File // open from Create until the process runs
 	done    chan struct{} // closed once exit is set
 	exit    runtime.Exit
 }
@@ -57,7 +59,22 @@ func (d *Driver) Restart() *Driver { return &Driver{m: d.m} }
 
 // Start runs spec.Args on the host with spec.Env and spec.Cwd, sending its
 // output to spec.Log.
-func (d *Driver) Start(_ context.Context, spec runtime.Spec) (runtime.State, error) {
+func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, error) {
+	if _, err := d.Create(ctx, spec); err != nil {
+		return runtime.State{}, err
+	}
+	st, err := d.StartCreated(ctx, spec.ID)
+	if err != nil {
+		d.m.mu.Lock()
+		delete(d.m.sandboxes, spec.ID)
+		d.m.mu.Unlock()
+	}
+	return st, err
+}
+
+// Create checks spec and opens its log; the process starts with
+// StartCreated.
+func (d *Driver) Create(_ context.Context, spec runtime.Spec) (runtime.State, error) {
 	if err := spec.Validate(); err != nil {
 		return runtime.State{}, err
 	}
@@ -73,15 +90,41 @@ func (d *Driver) Start(_ context.Context, spec runtime.Spec) (runtime.State, err
 	if err != nil {
 		return runtime.State{}, errkind.E(errkind.Invalid, fmt.Errorf("starting sandbox %s: %w", spec.ID, err))
 	}
-	proc, outs, err := spawn(spec)
+	sb := &sandbox{id: spec.ID, labels: copyLabels(spec.Labels), started: time.Now(), spec: spec, log: log, done: make(chan struct{})}
+	d.m.sandboxes[spec.ID] = sb
+	return sb.state(), nil
+}
+
+// StartCreated starts the process of a created sandbox.
+func (d *Driver) StartCreated(_ context.Context, id string) (runtime.State, error) {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	sb, ok := d.m.sandboxes[id]
+	if !ok {
+		return runtime.State{}, errkind.Errorf(errkind.NotFound, "sandbox %s not found", id)
+	}
+	if sb.proc != nil || sb.exited() {
+		return runtime.State{}, errkind.Errorf(errkind.Conflict, "starting sandbox %s: it is not in the created state", id)
+	}
+	proc, outs, err := spawn(sb.spec)
 	if err != nil {
-		log.Close()
 		return runtime.State{}, err
 	}
-	sb := &sandbox{id: spec.ID, labels: copyLabels(spec.Labels), started: time.Now(), pid: proc.Pid, proc: proc, done: make(chan struct{})}
-	d.m.sandboxes[spec.ID] = sb
+	sb.proc, sb.pid, sb.started = proc, proc.Pid, time.Now()
+	log := sb.log
+	sb.log = nil
 	go sb.watch(log, outs)
 	return sb.state(), nil
+}
+
+// end records the exit of a created sandbox that never started.
+func (sb *sandbox) end() {
+	if sb.log != nil {
+		sb.log.Close()
+		sb.log = nil
+	}
+	sb.exit = runtime.Exit{Code: 137, Signal: "SIGKILL", At: time.Now()}
+	close(sb.done)
 }
 
 // spawn starts the process with its stdout and stderr on pipes; it
@@ -180,11 +223,26 @@ func (sb *sandbox) exited() bool {
 
 func (sb *sandbox) state() runtime.State {
 	st := runtime.State{ID: sb.id, Status: runtime.Running, Pid: sb.pid, Labels: copyLabels(sb.labels), Started: sb.started}
+	if sb.proc == nil && !sb.exited() {
+		st.Status = runtime.Created
+	}
 	if sb.exited() {
 		e := sb.exit
 		st.Status, st.Pid, st.Exit = runtime.Stopped, 0, &e
 	}
 	return st
+}
+
+// endCreated ends sb if it was created and never started, and reports
+// whether it did.
+func (d *Driver) endCreated(sb *sandbox) bool {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if sb.proc != nil || sb.exited() {
+		return false
+	}
+	sb.end()
+	return true
 }
 
 func (d *Driver) get(id string) (*sandbox, error) {
@@ -217,6 +275,9 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	if errkind.Is(err, errkind.NotFound) || err == nil && sb.exited() {
 		return nil
 	}
+	if d.endCreated(sb) {
+		return nil
+	}
 	if err := sb.proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stopping sandbox %s: %w", id, err)
 	}
@@ -244,7 +305,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return nil // unknown: nothing to delete
 	}
-	if !sb.exited() {
+	if !d.endCreated(sb) && !sb.exited() {
 		if err := sb.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("deleting sandbox %s: %w", id, err)
 		}
@@ -262,9 +323,11 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 
 // State returns what is known of sandbox id.
 func (d *Driver) State(_ context.Context, id string) (runtime.State, error) {
-	sb, err := d.get(id)
-	if err != nil {
-		return runtime.State{}, err
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	sb, ok := d.m.sandboxes[id]
+	if !ok {
+		return runtime.State{}, errkind.Errorf(errkind.NotFound, "sandbox %s not found", id)
 	}
 	return sb.state(), nil
 }

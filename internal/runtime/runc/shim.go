@@ -23,6 +23,7 @@ import (
 // shimConfig is what the driver tells a shim on its command line.
 type shimConfig struct {
 	id, bundle, runc, runcRoot, log string
+	create                          bool // runc create: the process waits for runc start
 }
 
 // logDrainTimeout bounds how long the shim waits for the output pipes to
@@ -43,6 +44,7 @@ func RunShim(args []string) error {
 	fs.StringVar(&c.runc, "runc", "runc", "runc binary")
 	fs.StringVar(&c.runcRoot, "runc-root", "", "runc state folder")
 	fs.StringVar(&c.log, "log", "", "log file of the sandbox's output")
+	fs.BoolVar(&c.create, "create", false, "create the sandbox and leave its process waiting for `runc start`")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("shim: %w", err)
 	}
@@ -113,7 +115,7 @@ func shim(c shimConfig, log *slog.Logger, rep *os.File) error {
 		return fail(err)
 	}
 	sendReport(rep, report{Pid: pid})
-	log.Info("sandbox started", "pid", pid)
+	log.Info("sandbox started", "pid", pid, "created_only", c.create)
 
 	exit := reap(pid, log)
 	exit.OOMKilled = oomKilled(c.bundle, log)
@@ -128,20 +130,25 @@ func shim(c shimConfig, log *slog.Logger, rep *os.File) error {
 	return nil
 }
 
-// runContainer runs `runc run --detach` with the sandbox's stdio on ends
-// and returns the pid of the sandbox's process.
+// runContainer runs `runc run --detach` (or `runc create`) with the
+// sandbox's stdio on ends and returns the pid of the sandbox's process
+// (after create, of runc's init, which becomes the process on start).
 func runContainer(c shimConfig, ends [2]*os.File) (int, error) {
 	runcLog := filepath.Join(c.bundle, runcLogFile)
 	pidFile := filepath.Join(c.bundle, initPidFile)
-	cmd := exec.Command(c.runc, "--root", c.runcRoot, "--log", runcLog, "--log-format", "json",
-		"run", "--detach", "--bundle", c.bundle, "--pid-file", pidFile, c.id)
+	verb := []string{"run", "--detach"}
+	if c.create {
+		verb = []string{"create"}
+	}
+	cmd := exec.Command(c.runc, append(append([]string{"--root", c.runcRoot, "--log", runcLog, "--log-format", "json"}, verb...),
+		"--bundle", c.bundle, "--pid-file", pidFile, c.id)...)
 	cmd.Dir = c.bundle
 	cmd.Stdout, cmd.Stderr = ends[0], ends[1] // *os.File: given as they are, no copying
 	if err := cmd.Run(); err != nil {
 		if msg := lastError(runcLog); msg != "" {
 			return 0, errors.New(msg)
 		}
-		return 0, fmt.Errorf("runc run: %w", err)
+		return 0, fmt.Errorf("runc %s: %w", verb[0], err)
 	}
 	pid, err := readPid(pidFile)
 	if err != nil {

@@ -43,6 +43,33 @@ type report struct {
 // Start makes the bundle of spec and starts its shim, which runs the
 // sandbox; it returns once the sandbox's process runs (or failed to).
 func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, error) {
+	return d.start(ctx, spec, false)
+}
+
+// Create is Start with the sandbox's process left waiting for
+// StartCreated (runc create): the bundle, the rootfs, the namespaces and
+// cgroup, the seccomp filter are all in place.
+func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (runtime.State, error) {
+	return d.start(ctx, spec, true)
+}
+
+// StartCreated starts the process of a created sandbox (runc start).
+func (d *Driver) StartCreated(ctx context.Context, id string) (runtime.State, error) {
+	st, err := d.State(ctx, id)
+	if err != nil {
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", id, err)
+	}
+	if st.Status != runtime.Created {
+		return runtime.State{}, errkind.Errorf(errkind.Conflict, "starting sandbox %s: it is %s, not created", id, st.Status)
+	}
+	if _, err := d.run(ctx, "start", id); err != nil {
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", id, err)
+	}
+	st.Status, st.Started = runtime.Running, time.Now().UTC()
+	return st, nil
+}
+
+func (d *Driver) start(ctx context.Context, spec runtime.Spec, create bool) (runtime.State, error) {
 	if err := d.validate(spec); err != nil {
 		return runtime.State{}, err
 	}
@@ -64,22 +91,26 @@ func (d *Driver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, e
 	}()
 
 	rec := sandboxRecord{ID: spec.ID, Labels: spec.Labels, Log: spec.Log, Created: time.Now().UTC()}
-	pid, err := d.startBundle(ctx, spec, bundle, oci, &rec)
+	pid, err := d.startBundle(ctx, spec, bundle, oci, &rec, create)
 	if err != nil {
 		if cerr := d.remove(context.WithoutCancel(ctx), spec.ID); cerr != nil {
 			d.log.Warn("cleaning up a sandbox that failed to start", "sandbox", spec.ID, "err", cerr)
 		}
 		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", spec.ID, err)
 	}
-	return runtime.State{ID: spec.ID, Status: runtime.Running, Pid: pid, Labels: copyLabels(rec.Labels), Started: rec.Started}, nil
+	status := runtime.Running
+	if create {
+		status = runtime.Created
+	}
+	return runtime.State{ID: spec.ID, Status: status, Pid: pid, Labels: copyLabels(rec.Labels), Started: rec.Started}, nil
 }
 
 // startBundle fills the bundle, starts the shim and waits for its report.
-func (d *Driver) startBundle(ctx context.Context, spec runtime.Spec, bundle string, oci *specs.Spec, rec *sandboxRecord) (int, error) {
+func (d *Driver) startBundle(ctx context.Context, spec runtime.Spec, bundle string, oci *specs.Spec, rec *sandboxRecord, create bool) (int, error) {
 	if err := d.fillBundle(spec, bundle, oci, rec); err != nil {
 		return 0, err
 	}
-	pid, err := d.startShim(ctx, spec, bundle)
+	pid, err := d.startShim(ctx, spec, bundle, create)
 	if err != nil {
 		return 0, err
 	}
@@ -91,19 +122,23 @@ func (d *Driver) startBundle(ctx context.Context, spec runtime.Spec, bundle stri
 }
 
 // shimArgs are the arguments the driver gives RunShim.
-func (d *Driver) shimArgs(spec runtime.Spec, bundle string) []string {
-	return []string{"--id", spec.ID, "--bundle", bundle, "--runc", d.runc, "--runc-root", d.runcRoot, "--log", spec.Log}
+func (d *Driver) shimArgs(spec runtime.Spec, bundle string, create bool) []string {
+	args := []string{"--id", spec.ID, "--bundle", bundle, "--runc", d.runc, "--runc-root", d.runcRoot, "--log", spec.Log}
+	if create {
+		args = append(args, "--create")
+	}
+	return args
 }
 
 // startShim starts the shim detached (own session, stdio on /dev/null) and
 // returns the sandbox process's pid that it reports.
-func (d *Driver) startShim(ctx context.Context, spec runtime.Spec, bundle string) (int, error) {
+func (d *Driver) startShim(ctx context.Context, spec runtime.Spec, bundle string, create bool) (int, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("making the shim's report pipe: %w", err)
 	}
 	defer r.Close()
-	args := append(append([]string{}, d.cfg.Shim[1:]...), d.shimArgs(spec, bundle)...)
+	args := append(append([]string{}, d.cfg.Shim[1:]...), d.shimArgs(spec, bundle, create)...)
 	cmd := exec.Command(d.cfg.Shim[0], args...)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w} // fd 3

@@ -83,7 +83,7 @@ func (d *Driver) stateOf(ctx context.Context, rec sandboxRecord, cs *containerSt
 		st.Status = runtime.Created
 		return st, nil
 	case cs != nil && cs.Status == "created":
-		st.Status = runtime.Created
+		st.Status, st.Pid = runtime.Created, cs.Pid // runc's init, the process once started
 		return st, nil
 	case cs != nil && cs.Status != "stopped" && cs.Pid > 0:
 		st.Status, st.Pid = runtime.Running, cs.Pid

@@ -30,6 +30,18 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	if _, ok, err := readExit(d.bundle(id)); err != nil || ok {
 		return err
 	}
+	if st, err := d.State(ctx, id); err == nil && st.Status == runtime.Created && !d.isStarting(id) {
+		grace = 0 // runc's init ignores SIGTERM: nothing runs to be told
+	}
+	if grace <= 0 {
+		if err := d.kill(ctx, id, "KILL"); err != nil {
+			return fmt.Errorf("killing sandbox %s: %w", id, err)
+		}
+		if _, err := d.Wait(ctx, id); err != nil {
+			return fmt.Errorf("killing sandbox %s: %w", id, err)
+		}
+		return nil
+	}
 	if err := d.kill(ctx, id, "TERM"); err != nil {
 		return fmt.Errorf("stopping sandbox %s: %w", id, err)
 	}

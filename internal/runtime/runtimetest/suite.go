@@ -44,6 +44,8 @@ func Run(t *testing.T, newDriver func(t *testing.T) (runtime.Driver, Fixture)) {
 		{"MissingProgram", testMissingProgram},
 		{"EnvAndCwd", testEnvAndCwd},
 		{"Restart", testRestart},
+		{"CreateThenStart", testCreateThenStart},
+		{"StopCreated", testStopCreated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,6 +36,7 @@ type Plane interface {
 	Rollback(ctx context.Context, app string, to int) (store.Release, error)
 	Scale(ctx context.Context, app string, n int) error
 	Ps(ctx context.Context, app string) ([]control.Sandbox, error)
+	Scaling(ctx context.Context, app string) (control.Scaling, error)
 	Env(ctx context.Context, app string) (store.Release, error)
 	SetEnv(ctx context.Context, app string, set map[string]string, unset []string) (store.Release, error)
 	URL(app string) string
@@ -69,8 +70,11 @@ type Config struct {
 	// Registry says how to reach the registry endpoint; nil when the
 	// server has none.
 	Registry func() apitype.Registry
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Metrics serves the platform's metrics in the Prometheus text format
+	// at GET /metrics; nil serves none.
+	Metrics http.Handler
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler returns the API's HTTP handler.
@@ -97,6 +101,7 @@ func Handler(cfg Config) http.Handler {
 	handle("POST /v1/apps/{app}/rollback", s.rollback)
 	handle("POST /v1/apps/{app}/scale", s.scale)
 	handle("GET /v1/apps/{app}/ps", s.ps)
+	handle("GET /v1/apps/{app}/scaling", s.scaling)
 	handle("GET /v1/apps/{app}/env", s.env)
 	handle("POST /v1/apps/{app}/env", s.setEnv)
 	handle("GET /v1/apps/{app}/logs", s.logs)
@@ -108,6 +113,9 @@ func Handler(cfg Config) http.Handler {
 	handle("GET /v1/registry", s.registry)
 	handle("POST /v1/stacks/{stack}/build", s.buildStack)
 	handle("POST /v1/stacks/{stack}/update", s.updateStack)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	// Profiles of the running server, for operators (the socket is root's).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"noops/internal/apitype"
 	"noops/internal/control"
@@ -264,3 +265,19 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func (s *server) scaling(w http.ResponseWriter, r *http.Request) error {
+	sc, err := s.cfg.Plane.Scaling(r.Context(), r.PathValue("app"))
+	if err != nil {
+		return err
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	out := apitype.Scaling{Desired: sc.Desired, Ready: sc.Ready, Autoscaled: sc.Autoscaled, Stable: sc.Stable, Panic: sc.Panic, Panicking: sc.Panicking,
+		ColdStarts: apitype.ColdStarts{Count: sc.ColdStarts.Count, P50Ms: ms(sc.ColdStarts.P50), P99Ms: ms(sc.ColdStarts.P99), MaxMs: ms(sc.ColdStarts.Max)}}
+	if sc.Autoscaled {
+		c := sc.Scale
+		out.Scale = &apitype.ScaleSection{Min: c.Min, Max: c.Max, Concurrency: c.Concurrency, Idle: c.Idle.String(), Retain: c.Retain.String(), Window: c.Window.String()}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -201,6 +201,23 @@ func (c *Client) Ps(ctx context.Context, app string) ([]apitype.Sandbox, error) 
 	return out, c.getJSON(ctx, appPath(app, "/ps"), &out)
 }
 
+// Scaling returns the app's replica counts, autoscaler state and cold
+// starts.
+func (c *Client) Scaling(ctx context.Context, app string) (apitype.Scaling, error) {
+	var out apitype.Scaling
+	return out, c.getJSON(ctx, appPath(app, "/scaling"), &out)
+}
+
+// Metrics returns the server's metrics in the Prometheus text format.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
 // Env returns the app's config vars.
 func (c *Client) Env(ctx context.Context, app string) (apitype.Env, error) {
 	var out apitype.Env

@@ -181,3 +181,35 @@ type Registry struct {
 	User  string `json:"user"`
 	Token string `json:"token"` // the password; secret
 }
+
+// Scaling is an app's replica counts, its autoscaler's view and its cold
+// starts (GET /v1/apps/{app}/scaling).
+type Scaling struct {
+	Desired    int           `json:"desired"` // web replicas it should have
+	Ready      int           `json:"ready"`   // web replicas serving
+	Autoscaled bool          `json:"autoscaled"`
+	Scale      *ScaleSection `json:"scale,omitempty"`
+	Stable     float64       `json:"stable_concurrency"` // average requests in flight over the stable window
+	Panic      float64       `json:"panic_concurrency"`  // over the panic window
+	Panicking  bool          `json:"panicking"`
+	ColdStarts ColdStarts    `json:"cold_starts"`
+}
+
+// ScaleSection is an app's run.scale.
+type ScaleSection struct {
+	Min         int    `json:"min"`
+	Max         int    `json:"max"`
+	Concurrency int    `json:"concurrency"`
+	Idle        string `json:"idle"`
+	Retain      string `json:"retain"`
+	Window      string `json:"window"`
+}
+
+// ColdStarts summarises an app's cold starts: requests held while it was
+// at zero replicas, from arrival to the response's first byte.
+type ColdStarts struct {
+	Count uint64  `json:"count"` // since the server started
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+}

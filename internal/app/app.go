@@ -29,6 +29,7 @@ import (
 	"noops/internal/image"
 	"noops/internal/netns"
 	"noops/internal/observe/logs"
+	"noops/internal/observe/metrics"
 	"noops/internal/registry"
 	"noops/internal/runtime/runc"
 	"noops/internal/stack"
@@ -91,6 +92,7 @@ type App struct {
 	builds   *buildbox.Box
 	gateway  *gateway.Gateway
 	super    *supervisor.Supervisor
+	metrics  *metrics.Metrics
 	scaler   atomic.Pointer[autoscale.Autoscaler] // read by the gateway's requests
 	plane    *control.Plane
 	api      *http.Server
@@ -136,7 +138,7 @@ func New(cfg Config) (*App, error) {
 	if err := Preflight(cfg); err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, log: cfg.Logger}, nil
+	return &App{cfg: cfg, log: cfg.Logger, metrics: metrics.New()}, nil
 }
 
 func (a *App) path(elem ...string) string {
@@ -343,7 +345,7 @@ func (a *App) startBuilds(ctx context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
-		Waker: waker{a}})
+		Waker: waker{a}, ColdStart: a.metrics.ColdStart})
 	g.Handle(registry.Host(a.cfg.Domain), a.registry) // push and pull images: crane, skopeo
 	a.ca.Allow(g.HasHost)
 	a.ca.Fallback(a.cfg.Domain) // unknown apps get a 404 page over valid TLS
@@ -386,7 +388,8 @@ func (w waker) Wake(app string) {
 }
 
 func (a *App) startControl(ctx context.Context) error {
-	p := control.New(control.Config{Data: a.cfg.Data, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log},
+	p := control.New(control.Config{Data: a.cfg.Data, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log,
+		Autoscaler: a.scaler.Load(), Metrics: a.metrics},
 		a.store, a.images, a.stacks, a.builds, a.super)
 	if err := p.Start(ctx); err != nil {
 		return err
@@ -410,7 +413,7 @@ func (a *App) startAPI(context.Context) error {
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
 	h := api.Handler(api.Config{Plane: a.plane, Audit: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
-		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Logger: a.log})
+		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log})
 	srv := &http.Server{Handler: h, ConnContext: api.ConnContext, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {

@@ -132,6 +132,12 @@ func newPs(e *env) *cobra.Command {
 					time.Since(s.Updated).Round(time.Second).String()}
 			}
 			e.table("SANDBOX\tTYPE\tRELEASE\tSTATE\tADDRESS\tPID\tRESTARTS\tLAST EXIT\tSINCE", rows)
+			sc, err := e.client().Scaling(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout)
+			printScaling(e.stdout, sc)
 			return nil
 		},
 	}
@@ -148,10 +154,21 @@ func orDash(s string) string {
 
 func newScale(e *env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "scale APP N",
-		Short: "Run N replicas of the live release",
-		Args:  cobra.ExactArgs(2),
+		Use:   "scale APP [N]",
+		Short: "Run N replicas of the live release, or show the app's replicas, autoscaling and cold starts",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				sc, err := e.client().Scaling(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if e.json {
+					return e.printJSON(sc)
+				}
+				printScaling(e.stdout, sc)
+				return nil
+			}
 			n, err := strconv.Atoi(args[1])
 			if err != nil {
 				return errkind.Errorf(errkind.Invalid, "replicas %q is not a number", args[1])

@@ -257,7 +257,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown shorthand", []string{"logs", "web", "-z"}, "unknown shorthand flag", "see `noops logs --help`"},
 		{"flag without value", []string{"rollback", "web", "--to"}, "flag needs an argument", "see `noops rollback --help`"},
 		{"flag of the wrong type", []string{"rollback", "web", "--to", "x"}, "invalid argument", "see `noops rollback --help`"},
-		{"too few args", []string{"scale", "web"}, "accepts 2 arg(s), received 1", "see `noops scale --help`"},
+		{"too few args", []string{"rollback"}, "accepts 1 arg(s), received 0", "see `noops rollback --help`"},
+		{"too many args for scale", []string{"scale", "web", "1", "2"}, "accepts between 1 and 2 arg(s), received 3", "see `noops scale --help`"},
 		{"too many args", []string{"releases", "web", "extra"}, "accepts 1 arg(s), received 2", "see `noops releases --help`"},
 		{"no args", []string{"ps"}, "accepts 1 arg(s), received 0", "see `noops ps --help`"},
 		{"args where none are taken", []string{"apps", "web"}, "unknown command", "see `noops apps --help`"},
@@ -385,7 +386,8 @@ func TestCommandsAgainstServer(t *testing.T) {
 		wantStdout []string // each must appear
 	}{
 		{"releases", []string{"releases", "web"}, []string{"RELEASE", "v2", "v1", "live", "superseded"}},
-		{"ps", []string{"ps", "web"}, []string{"SANDBOX", "web-2-0", "10.88.0.2:8080", "1000"}},
+		{"ps", []string{"ps", "web"}, []string{"SANDBOX", "web-2-0", "10.88.0.2:8080", "1000", "replicas: 1 ready of 1 wanted"}},
+		{"scale shows", []string{"scale", "web"}, []string{"replicas: 1 ready of 1 wanted\n"}},
 		{"env list", []string{"env", "list", "web"}, []string{"A=1\n"}},
 		{"logs", []string{"logs", "web", "-n", "5"}, []string{"web-2-0 listening\n", "not json\n"}},
 		{"version", []string{"version"}, []string{"noops dev\n"}},

@@ -15,6 +15,7 @@ import (
 
 	"noops/internal/build"
 	"noops/internal/errkind"
+	"noops/internal/observe/metrics"
 	"noops/internal/store"
 	"noops/internal/supervisor"
 )
@@ -29,6 +30,9 @@ type Config struct {
 
 	Hygiene      HygieneOptions // what cleaning up keeps
 	HygieneEvery time.Duration  // how often it runs besides after changes; 0 means DefaultHygieneEvery
+
+	Autoscaler Autoscaler       // for Scaling; nil reports no autoscaling
+	Metrics    *metrics.Metrics // cold starts for Scaling, forgotten on Delete; may be nil
 }
 
 // Plane carries out the admin API's requests.
@@ -203,6 +207,9 @@ func (p *Plane) Delete(ctx context.Context, app string) error {
 	if err := p.super.StopApp(ctx, app); err != nil {
 		return fmt.Errorf("stopping %s: %w", app, err)
 	}
+	if p.cfg.Metrics != nil {
+		p.cfg.Metrics.Forget(app)
+	}
 	if err := p.store.DeleteApp(ctx, app); err != nil {
 		return err
 	}
@@ -223,6 +230,13 @@ func (p *Plane) Scale(ctx context.Context, app string, n int) error {
 	}
 	if a.Release == 0 {
 		return errkind.WithHint(errkind.Conflict, fmt.Errorf("%s has no live release to scale", app), "deploy it first: noops deploy")
+	}
+	if rel, err := p.store.GetRelease(ctx, app, a.Release); err == nil {
+		if run, err := supervisor.RunConfig(rel); err == nil && run.Scale != nil {
+			return errkind.WithHint(errkind.Conflict,
+				fmt.Errorf("%s scales with its load (run.scale: min %d, max %d): a count set by hand would be undone within a second", app, run.Scale.Min, run.Scale.Max),
+				"change run.scale in noops.yaml and deploy, or replace it with run.replicas for a fixed count")
+		}
 	}
 	done, err := p.claim(app, "a scale")
 	if err != nil {

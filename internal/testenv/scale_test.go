@@ -2,11 +2,16 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"noops/internal/apiclient"
+	"noops/internal/errkind"
 )
 
 // TestScaleToZero deploys hello-go with run.scale min 0: the deploy starts
@@ -93,6 +98,24 @@ func TestScaleToZero(t *testing.T) {
 	if a.Replicas < 1 {
 		t.Errorf("after the burst the app wants %d replicas, want at least 1", a.Replicas)
 	}
+	sc, err := e.Client.Scaling(ctx, "lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sc.Autoscaled || sc.Scale == nil || sc.Scale.Max != 3 || sc.ColdStarts.Count != n || sc.ColdStarts.P50Ms <= 0 {
+		t.Errorf("scaling after the burst = %+v, want autoscaled (max 3) with %d cold starts", sc, n)
+	}
+	prom, err := e.Client.Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`noops_cold_start_seconds_count{app="lazy"} %d`, n); !strings.Contains(string(prom), want) {
+		t.Errorf("metrics lack %q", want)
+	}
+	if _, err := e.Client.Scale(ctx, "lazy", 2); apiclient.Kind(err) != errkind.Conflict || !strings.Contains(err.Error(), "scales with its load") {
+		t.Errorf("noops scale of an autoscaled app = %v, want a conflict", err)
+	}
+
 	// Idle again, it goes back to zero, with a new standby.
 	waitUntil(t, 30*time.Second, "lazy to scale to zero again", atZero)
 	waitUntil(t, 30*time.Second, "a new standby sandbox", hasStandby)

@@ -17,6 +17,7 @@ import (
 
 	"noops/internal/control"
 	"noops/internal/errkind"
+	"noops/internal/observe/metrics"
 	"noops/internal/store"
 )
 
@@ -215,6 +216,23 @@ func (p *Plane) Scale(ctx context.Context, app string, n int) error {
 	}
 	p.Known[app].Replicas = n
 	return nil
+}
+
+// Scaling reports the app's replicas as ready, with one cold start of
+// 12ms when its replica count is 0 (it has scaled to zero before).
+func (p *Plane) Scaling(ctx context.Context, app string) (control.Scaling, error) {
+	p.Lock()
+	defer p.Unlock()
+	p.called("Scaling %s", app)
+	if err := p.check(app); err != nil {
+		return control.Scaling{}, err
+	}
+	a := p.Known[app]
+	out := control.Scaling{Desired: a.Replicas, Ready: a.Replicas}
+	if a.Replicas == 0 {
+		out.ColdStarts = metrics.ColdStartStats{Count: 1, P50: 12 * time.Millisecond, P99: 12 * time.Millisecond, Max: 12 * time.Millisecond}
+	}
+	return out, nil
 }
 
 func (p *Plane) Ps(ctx context.Context, app string) ([]control.Sandbox, error) {

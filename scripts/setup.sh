@@ -18,6 +18,7 @@ if [ "${NOOPS_SETUP_BENCH:-0}" = 1 ]; then
   command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   command -v jq >/dev/null 2>&1 || need+=(jq)
+  command -v podman >/dev/null 2>&1 || need+=(podman)
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then

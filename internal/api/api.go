@@ -55,6 +55,12 @@ type Audit interface {
 	ListAudit(ctx context.Context, since int64, limit int) ([]store.AuditEntry, error)
 }
 
+// Events are what the platform recorded on its own (crash loops, OOM
+// kills, scaling).
+type Events interface {
+	ListEvents(ctx context.Context, app string, since int64, limit int) ([]store.Event, error)
+}
+
 // Logs reads an app's sandbox logs.
 type Logs interface {
 	Tail(ctx context.Context, app string, lines int, follow bool, w func(line []byte) error) error
@@ -64,6 +70,7 @@ type Logs interface {
 type Config struct {
 	Plane  Plane
 	Audit  Audit
+	Events Events // nil serves no events
 	Logs   Logs
 	Status func() apitype.Status
 	CARoot func() []byte
@@ -93,6 +100,7 @@ func Handler(cfg Config) http.Handler {
 	handle("GET /v1/status", s.status)
 	handle("GET /v1/ca/root", s.caRoot)
 	handle("GET /v1/audit", s.audit)
+	handle("GET /v1/events", s.events)
 	handle("GET /v1/apps", s.apps)
 	handle("GET /v1/apps/{app}", s.app)
 	handle("DELETE /v1/apps/{app}", s.deleteApp)

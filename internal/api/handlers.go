@@ -47,6 +47,29 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *server) events(w http.ResponseWriter, r *http.Request) error {
+	since, err := intParam(r, "since", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(r, "limit", 100)
+	if err != nil {
+		return err
+	}
+	out := []apitype.Event{}
+	if s.cfg.Events != nil {
+		rows, err := s.cfg.Events.ListEvents(r.Context(), r.URL.Query().Get("app"), int64(since), limit)
+		if err != nil {
+			return err
+		}
+		for _, e := range rows {
+			out = append(out, apitype.Event{Seq: e.Seq, Time: e.Time, App: e.App, Kind: e.Kind, Message: e.Message})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 func appType(a control.AppView) apitype.App {
 	return apitype.App{Name: a.Name, Created: a.Created, Release: a.Release, Replicas: a.Replicas, URL: a.URL, Healthy: a.Healthy}
 }

@@ -237,6 +237,17 @@ func (c *Client) Audit(ctx context.Context, since int64, limit int) ([]apitype.A
 	return out, c.getJSON(ctx, "/v1/audit?"+q.Encode(), &out)
 }
 
+// Events returns up to limit platform events of app ("" for all) after
+// sequence number since, oldest first.
+func (c *Client) Events(ctx context.Context, app string, since int64, limit int) ([]apitype.Event, error) {
+	var out []apitype.Event
+	q := url.Values{"since": {strconv.FormatInt(since, 10)}, "limit": {strconv.Itoa(limit)}}
+	if app != "" {
+		q.Set("app", app)
+	}
+	return out, c.getJSON(ctx, "/v1/events?"+q.Encode(), &out)
+}
+
 // Deploy uploads a packed app (gzipped tar) and calls onEvent for each
 // stage, log line and the result as the server streams them. It returns
 // the result event, or the server's error.

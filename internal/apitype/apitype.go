@@ -157,6 +157,16 @@ type AuditEntry struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
+// Event is something the platform did or saw on its own: a crash loop,
+// an OOM kill, a start that failed, a scale by the autoscaler.
+type Event struct {
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	App     string    `json:"app,omitempty"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+}
+
 // GCReport is what `noops gc` removed.
 type GCReport struct {
 	Releases      map[string][]int  `json:"releases"`       // releases deleted, per app

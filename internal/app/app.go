@@ -412,7 +412,7 @@ func (a *App) startAPI(context.Context) error {
 		ln.Close()
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
-	h := api.Handler(api.Config{Plane: a.plane, Audit: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
+	h := api.Handler(api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
 		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log})
 	srv := &http.Server{Handler: h, ConnContext: api.ConnContext, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}

@@ -21,6 +21,7 @@ import (
 	"noops/internal/api/apitest"
 	"noops/internal/apitype"
 	"noops/internal/errkind"
+	"noops/internal/store"
 	"noops/internal/store/sqlite"
 )
 
@@ -48,12 +49,15 @@ func startServer(t *testing.T, setup func(p *apitest.Plane)) *server {
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
+	if _, err := db.AppendEvent(context.Background(), store.Event{Time: testNow, App: "web", Kind: "oom", Message: "web-2-0 was killed for exceeding its memory limit"}); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("unix", filepath.Join(s.dir, "api.sock"))
 	if err != nil {
 		t.Fatalf("listening on the API socket: %v", err)
 	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Config{Plane: s.plane, Audit: db, Logs: s.logs,
+		Handler: api.Handler(api.Config{Plane: s.plane, Audit: db, Events: db, Logs: s.logs,
 			Status: func() apitype.Status { return apitype.Status{Version: "test"} },
 			CARoot: func() []byte { return []byte("PEM\n") },
 			Logger: slog.New(slog.NewTextHandler(s.log, nil)),
@@ -387,6 +391,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 	}{
 		{"releases", []string{"releases", "web"}, []string{"RELEASE", "v2", "v1", "live", "superseded"}},
 		{"ps", []string{"ps", "web"}, []string{"SANDBOX", "web-2-0", "10.88.0.2:8080", "1000", "replicas: 1 ready of 1 wanted"}},
+		{"events", []string{"events", "web"}, []string{"KIND", "oom", "web-2-0 was killed for exceeding its memory limit"}},
 		{"scale shows", []string{"scale", "web"}, []string{"replicas: 1 ready of 1 wanted\n"}},
 		{"env list", []string{"env", "list", "web"}, []string{"A=1\n"}},
 		{"logs", []string{"logs", "web", "-n", "5"}, []string{"web-2-0 listening\n", "not json\n"}},

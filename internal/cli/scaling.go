@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +33,39 @@ func printScaling(w io.Writer, sc apitype.Scaling) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+func newEvents(e *env) *cobra.Command {
+	var since int64
+	var limit int
+	c := &cobra.Command{
+		Use:   "events [APP]",
+		Short: "Show what the platform did on its own: crash loops, OOM kills, failed starts, autoscaling",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app := ""
+			if len(args) == 1 {
+				app = args[0]
+			}
+			rows, err := e.client().Events(cmd.Context(), app, since, limit)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return e.printJSON(rows)
+			}
+			out := make([][]string, len(rows))
+			for i, r := range rows {
+				out[i] = []string{strconv.FormatInt(r.Seq, 10), r.Time.Local().Format(time.DateTime), orDash(r.App), r.Kind, r.Message}
+			}
+			e.table("SEQ\tTIME\tAPP\tKIND\tMESSAGE", out)
+			return nil
+		},
+	}
+	c.Flags().Int64Var(&since, "since", 0, "show events after this sequence number")
+	c.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	addJSON(c, e)
+	return c
 }
 
 func newMetrics(e *env) *cobra.Command {

@@ -75,6 +75,17 @@ type AuditEntry struct {
 	Detail string // never a secret value
 }
 
+// Event is something the platform did or saw on its own, not asked by an
+// API call (those are audited): a crash loop, an OOM kill, a scale by the
+// autoscaler. Events are kept when their app is deleted, like the audit.
+type Event struct {
+	Seq     int64 // assigned by the store, increasing
+	Time    time.Time
+	App     string // "" for the platform itself
+	Kind    string // "crashloop", "oom", "start-failed", "scaled", ...
+	Message string // for people; never a secret value
+}
+
 // The bounds of ListAudit's limit: zero or less means DefaultAuditLimit,
 // more than MaxAuditLimit means MaxAuditLimit.
 const (
@@ -148,6 +159,13 @@ type Store interface {
 	// ListAudit returns up to limit entries with Seq > since, oldest first.
 	// See DefaultAuditLimit and MaxAuditLimit for the bounds of limit.
 	ListAudit(ctx context.Context, since int64, limit int) ([]AuditEntry, error)
+
+	// AppendEvent appends an event and returns it with its sequence
+	// number; Kind must be set. Events are never changed or removed.
+	AppendEvent(ctx context.Context, e Event) (Event, error)
+	// ListEvents returns up to limit events with Seq > since, of app (all
+	// apps for ""), oldest first; limit is bounded as ListAudit's.
+	ListEvents(ctx context.Context, app string, since int64, limit int) ([]Event, error)
 
 	Close() error
 }

@@ -32,6 +32,11 @@ func (s *Supervisor) Autoscale(ctx context.Context, app string, n int, wait bool
 		if _, err := s.store.SetReplicas(ctx, app, n); err != nil {
 			return false, fmt.Errorf("recording replicas of %s: %w", app, err)
 		}
+		why := "the load changed"
+		if wait && st.Replicas == 0 {
+			why = "a request arrived at zero replicas"
+		}
+		s.event(app, EventScaled, "autoscaler: %d -> %d web replicas (%s)", st.Replicas, n, why)
 	}
 	return true, s.reconcile(ctx, app)
 }

@@ -98,9 +98,10 @@ func helper(role string) int {
 // testNet gives every sandbox the host's loopback address and remembers
 // which namespaces exist.
 type testNet struct {
-	mu       sync.Mutex
-	live     map[string]bool // created and not torn down
-	attached map[string]bool
+	mu          sync.Mutex
+	live        map[string]bool // created and not torn down
+	attached    map[string]bool
+	attachFails int // the next attaches that fail, as CNI would
 }
 
 func (n *testNet) Create(id string) (string, error) {
@@ -115,6 +116,10 @@ func (n *testNet) Attach(_ context.Context, id string) (netns.Attachment, error)
 	defer n.mu.Unlock()
 	if !n.live[id] {
 		return netns.Attachment{}, errkind.Errorf(errkind.NotFound, "no namespace %s", id)
+	}
+	if n.attachFails > 0 {
+		n.attachFails--
+		return netns.Attachment{}, errors.New("plugin type=\"bridge\" failed (add): injected failure")
 	}
 	n.attached[id] = true
 	return netns.Attachment{IP: netip.MustParseAddr("127.0.0.1")}, nil
@@ -236,6 +241,7 @@ type harness struct {
 	cfg    Config
 	store  store.Store
 	driver *fake.Driver
+	faults *faultyDriver // the driver the supervisor uses: driver with injected failures
 	net    *testNet
 	images *testImages
 	router *testRouter
@@ -283,7 +289,8 @@ func newHarness(t *testing.T, tune func(*Config)) *harness {
 
 func (h *harness) start(d *fake.Driver) {
 	h.t.Helper()
-	h.s = New(h.cfg, h.store, d, h.net, h.images, h.router)
+	h.faults = &faultyDriver{Driver: d}
+	h.s = New(h.cfg, h.store, h.faults, h.net, h.images, h.router)
 	if err := h.s.Start(context.Background()); err != nil {
 		h.t.Fatalf("Start: %v", err)
 	}
@@ -296,6 +303,17 @@ func (h *harness) start(d *fake.Driver) {
 		}
 		if err := s.Stop(ctx); err != nil {
 			h.t.Errorf("Stop: %v", err)
+		}
+		// A sandbox that a background reconcile started after StopAll is
+		// left running by Stop, as a server's would be: remove what the
+		// machine still runs so that no helper process outlives the test.
+		if sts, err := d.List(ctx); err == nil {
+			for _, st := range sts {
+				if st.Status == runtime.Running {
+					h.t.Logf("removing sandbox %s left running", st.ID)
+				}
+				_ = d.Delete(ctx, st.ID)
+			}
 		}
 	})
 }
@@ -452,4 +470,47 @@ func appProcs() map[string]proc {
 
 func indexOf(lines []string, substr string) int {
 	return slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, substr) })
+}
+
+// faultyDriver is the fake driver with injected failures of Start, as
+// runc's would be (a full disk, a cgroup that cannot be made).
+type faultyDriver struct {
+	*fake.Driver
+	mu         sync.Mutex
+	startFails int // the next Starts that fail
+}
+
+func (f *faultyDriver) failStarts(n int) {
+	f.mu.Lock()
+	f.startFails = n
+	f.mu.Unlock()
+}
+
+func (f *faultyDriver) Start(ctx context.Context, spec runtime.Spec) (runtime.State, error) {
+	f.mu.Lock()
+	fail := f.startFails > 0
+	if fail {
+		f.startFails--
+	}
+	f.mu.Unlock()
+	if fail {
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: runc create: mkdir /run/runc: no space left on device (injected)", spec.ID)
+	}
+	return f.Driver.Start(ctx, spec)
+}
+
+// events returns the app's recorded events of kind.
+func (h *harness) events(app, kind string) []store.Event {
+	h.t.Helper()
+	all, err := h.store.ListEvents(context.Background(), app, 0, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []store.Event
+	for _, e := range all {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"noops/internal/errkind"
 	"noops/internal/runtime"
 )
 
@@ -53,7 +54,11 @@ func (s *Supervisor) loop(in *instance, adopted bool, ready chan<- error) {
 		state := "backoff"
 		if failures >= 3 {
 			state = "crashloop"
-			s.log.Warn("sandbox is crash-looping", "app", in.app, "sandbox", in.id, "restarts", in.restarts, "last_exit", in.lastExit, "next_try", delay)
+			s.log.Warn("sandbox is crash-looping", "app", in.app, "sandbox", in.id, "restarts", in.restarts, "last_exit", in.lastExitText(), "next_try", delay)
+			if failures == 3 {
+				s.event(in.app, EventCrashLoop, "sandbox %s (%s of release %d) failed %d times in a row (last: %s); it restarts after back-offs of up to %s",
+					in.id, in.proc, in.rel.Number, failures, in.lastExitText(), s.cfg.BackoffMax)
+			}
 		}
 		in.mu.Lock()
 		in.restarts++
@@ -98,11 +103,7 @@ func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- err
 	if !adopted {
 		in.set("starting", s.cfg.Now())
 		s.save(in)
-		if err := s.launch(in); err != nil {
-			in.mu.Lock()
-			in.lastExit = "start failed: " + err.Error()
-			in.mu.Unlock()
-			s.log.Warn("starting sandbox", "app", in.app, "sandbox", in.id, "err", err)
+		if err := s.launchRetrying(in, first); err != nil {
 			if first {
 				ready <- fmt.Errorf("starting sandbox %s: %w", in.id, err)
 				return errNeverReady
@@ -135,6 +136,38 @@ func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- err
 		ready <- nil
 	}
 	return watch(in, exited)
+}
+
+// StartTries is how many times a first start is tried when it fails for
+// a reason that may pass (runc, the network, a full disk), with the
+// back-off between tries, before the rollout gives up; a restart is
+// retried by the loop without end.
+const StartTries = 3
+
+// launchRetrying launches the sandbox, recording each failure as an event
+// and in the instance's last exit; a first start is tried again
+// (StartTries) unless the failure is the release's own (errkind.Invalid:
+// no such entrypoint, a bad image).
+func (s *Supervisor) launchRetrying(in *instance, first bool) error {
+	for try := 1; ; try++ {
+		err := s.launch(in)
+		if err == nil {
+			return nil
+		}
+		in.mu.Lock()
+		in.lastExit = "start failed: " + err.Error()
+		in.mu.Unlock()
+		s.log.Warn("starting sandbox", "app", in.app, "sandbox", in.id, "try", try, "err", err)
+		s.event(in.app, EventStartFailed, "sandbox %s (%s of release %d) could not start (try %d): %v", in.id, in.proc, in.rel.Number, try, err)
+		if !first || try >= StartTries || errkind.Is(err, errkind.Invalid) {
+			return err
+		}
+		select {
+		case <-time.After(backoff(try, s.cfg.BackoffMin, s.cfg.BackoffMax)):
+		case <-in.ctx.Done():
+			return err
+		}
+	}
 }
 
 // awaitSettled waits for a worker to stay up for the settle time: it has
@@ -267,6 +300,10 @@ func (s *Supervisor) recordExit(in *instance, r exitResult) {
 	s.save(in)
 	s.publish(in.app)
 	s.log.Warn("sandbox exited", "app", in.app, "sandbox", in.id, "process", in.proc, "release", in.rel.Number, "exit", text)
+	if r.err == nil && r.exit.OOMKilled {
+		s.event(in.app, EventOOM, "sandbox %s (%s of release %d) was killed for exceeding its memory limit of %s",
+			in.id, in.proc, in.rel.Number, in.run.Memory)
+	}
 }
 
 // ExitText describes an exit for people: "exit 2", "SIGKILL (out of memory)".

@@ -104,6 +104,24 @@ BEGIN
 	SELECT RAISE(ABORT, 'a release is immutable: only its status and reason may change');
 END;
 `},
+	{name: "events", sql: `
+CREATE TABLE events (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	time    INTEGER NOT NULL,
+	app     TEXT NOT NULL,
+	kind    TEXT NOT NULL CHECK (kind <> ''),
+	message TEXT NOT NULL
+) STRICT;
+CREATE INDEX events_by_app ON events (app, seq);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+	SELECT RAISE(ABORT, 'events are append-only');
+END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN
+	SELECT RAISE(ABORT, 'events are append-only');
+END;
+`},
 }
 
 // migrate runs the migrations of list that db has not run yet, each in its

@@ -53,7 +53,7 @@ func TestMigrateFromEmptyFile(t *testing.T) {
 		if v := userVersion(t, db.w); v != len(migrations) {
 			t.Errorf("Open #%d: user_version = %d, want %d", i, v, len(migrations))
 		}
-		if got, want := strings.Join(tables(t, db.w), " "), "apps audit releases sandboxes"; got != want {
+		if got, want := strings.Join(tables(t, db.w), " "), "apps audit events releases sandboxes"; got != want {
 			t.Errorf("Open #%d: tables = %s, want %s", i, got, want)
 		}
 		var mode string

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"AuditLimits", testAuditLimits},
 		{"AuditErrors", testAuditErrors},
+		{"Events", testEvents},
 		{"ConcurrentCreateRelease", testConcurrentCreateRelease},
 		{"ConcurrentWrites", testConcurrentWrites},
 	}

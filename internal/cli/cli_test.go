@@ -263,6 +263,8 @@ func TestUsageErrors(t *testing.T) {
 		{"flag of the wrong type", []string{"rollback", "web", "--to", "x"}, "invalid argument", "see `noops rollback --help`"},
 		{"too few args", []string{"rollback"}, "accepts 1 arg(s), received 0", "see `noops rollback --help`"},
 		{"too many args for scale", []string{"scale", "web", "1", "2"}, "accepts between 1 and 2 arg(s), received 3", "see `noops scale --help`"},
+		{"load rate", []string{"load", "web", "--rate", "0"}, "--rate 0 is out of range", "see `noops load --help`"},
+		{"load duration", []string{"load", "web", "--duration", "1h"}, "--duration 1h0m0s is out of range", "see `noops load --help`"},
 		{"too many args", []string{"releases", "web", "extra"}, "accepts 1 arg(s), received 2", "see `noops releases --help`"},
 		{"no args", []string{"ps"}, "accepts 1 arg(s), received 0", "see `noops ps --help`"},
 		{"args where none are taken", []string{"apps", "web"}, "unknown command", "see `noops apps --help`"},
@@ -572,5 +574,28 @@ func TestAppName(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoopbackAddr(t *testing.T) {
+	for _, tc := range []struct{ listen, want, err string }{
+		{":443", "127.0.0.1:443", ""},
+		{"0.0.0.0:8443", "127.0.0.1:8443", ""},
+		{"[::]:8443", "127.0.0.1:8443", ""},
+		{"127.0.0.2:9443", "127.0.0.2:9443", ""},
+		{"[::1]:9443", "[::1]:9443", ""},
+		{"10.1.2.3:443", "", "loopback only"},
+		{"nonsense", "", "HTTPS address"},
+	} {
+		got, err := loopbackAddr(tc.listen)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("loopbackAddr(%q) = %q, %v; want an error saying %q", tc.listen, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("loopbackAddr(%q) = %q, %v; want %q", tc.listen, got, err, tc.want)
+		}
 	}
 }

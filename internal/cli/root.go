@@ -108,7 +108,7 @@ func newRoot(e *env) *cobra.Command {
 	root.PersistentFlags().StringVar(&e.data, "data", def, "data folder of the server (also NOOPS_DATA)")
 	root.AddCommand(
 		newServer(e), newDemo(e), newDeploy(e), newApps(e), newReleases(e), newRollback(e),
-		newPs(e), newScale(e), newLogs(e), newEnv(e), newCA(e), newAudit(e), newShim(), newVersion(e), newMetrics(e), newEvents(e),
+		newPs(e), newScale(e), newLogs(e), newEnv(e), newCA(e), newAudit(e), newShim(), newVersion(e), newMetrics(e), newEvents(e), newLoad(e),
 		newStack(e), newRebase(e), newSBOM(e), newGC(e), newRegistry(e),
 	)
 	return root

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,17 +29,22 @@ func (s *Supervisor) Autoscale(ctx context.Context, app string, n int, wait bool
 	if st.Release == 0 {
 		return false, nil // deleted, or never deployed
 	}
-	if st.Replicas != n {
-		if _, err := s.store.SetReplicas(ctx, app, n); err != nil {
-			return false, fmt.Errorf("recording replicas of %s: %w", app, err)
-		}
-		why := "the load changed"
-		if wait && st.Replicas == 0 {
-			why = "a request arrived at zero replicas"
-		}
-		s.event(app, EventScaled, "autoscaler: %d -> %d web replicas (%s)", st.Replicas, n, why)
+	if st.Replicas == n {
+		return true, s.reconcile(ctx, app, n)
 	}
-	return true, s.reconcile(ctx, app)
+	// Up first, then recorded: a cold start waits for the sandbox, not for
+	// the store's commits. A crash in between leaves the store's count,
+	// which the next server applies.
+	err = s.reconcile(ctx, app, n)
+	if _, serr := s.store.SetReplicas(ctx, app, n); serr != nil {
+		return false, errors.Join(err, fmt.Errorf("recording replicas of %s: %w", app, serr))
+	}
+	why := "the load changed"
+	if wait && st.Replicas == 0 {
+		why = "a request arrived at zero replicas"
+	}
+	s.event(app, EventScaled, "autoscaler: %d -> %d web replicas (%s)", st.Replicas, n, why)
+	return true, err
 }
 
 // Replicas returns the app's desired web replica count (the store's), how

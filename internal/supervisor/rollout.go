@@ -234,11 +234,12 @@ func (s *Supervisor) Reconcile(ctx context.Context, app string) error {
 	a := s.app(app)
 	a.rollout.Lock()
 	defer a.rollout.Unlock()
-	return s.reconcile(ctx, app)
+	return s.reconcile(ctx, app, -1)
 }
 
-// reconcile is Reconcile with the app's rollout lock held.
-func (s *Supervisor) reconcile(ctx context.Context, app string) error {
+// reconcile is Reconcile with the app's rollout lock held, to replicas
+// web replicas (-1: the store's count).
+func (s *Supervisor) reconcile(ctx context.Context, app string, replicas int) error {
 	ctx = context.WithoutCancel(ctx)
 	st, err := s.store.GetApp(ctx, app)
 	if err != nil {
@@ -250,6 +251,9 @@ func (s *Supervisor) reconcile(ctx context.Context, app string) error {
 	rel, err := s.store.GetRelease(ctx, app, st.Release)
 	if err != nil {
 		return err
+	}
+	if replicas < 0 {
+		replicas = st.Replicas
 	}
 	run, err := RunConfig(rel)
 	if err != nil {
@@ -268,7 +272,7 @@ func (s *Supervisor) reconcile(ctx context.Context, app string) error {
 	for _, want := range []struct {
 		proc string
 		n    int
-	}{{Web, webCount(st.Replicas, procs)}, {Worker, workers}} {
+	}{{Web, webCount(replicas, procs)}, {Worker, workers}} {
 		have := s.current(app, want.proc, -1)
 		for i := len(have); i < want.n; i++ {
 			var sb *standby
@@ -299,7 +303,7 @@ func (s *Supervisor) reconcile(ctx context.Context, app string) error {
 		}
 	}
 	s.publish(app)
-	s.keepStandby(app, rel, run, wantsStandby(run, procs) && webCount(st.Replicas, procs) == 0)
+	s.keepStandby(app, rel, run, wantsStandby(run, procs) && webCount(replicas, procs) == 0)
 	return errors.Join(errs...)
 }
 

@@ -88,14 +88,16 @@ func TestScaleToZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Desired < 1 || !sc.Autoscaled || sc.Scale == nil || sc.Scale.Max != 3 || sc.ColdStarts.Count != n || sc.ColdStarts.P50Ms <= 0 {
-		t.Errorf("scaling after the burst = %+v, want at least one replica, autoscaled (max 3), %d cold starts", sc, n)
+	// Requests that arrived once the replica served were not held: a
+	// cold start is counted for each held one.
+	if sc.Desired < 1 || !sc.Autoscaled || sc.Scale == nil || sc.Scale.Max != 3 || sc.ColdStarts.Count < 1 || sc.ColdStarts.Count > n || sc.ColdStarts.P50Ms <= 0 {
+		t.Errorf("scaling after the burst = %+v, want at least one replica, autoscaled (max 3), 1 to %d cold starts", sc, n)
 	}
 	prom, err := e.Client.Metrics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf(`noops_cold_start_seconds_count{app="lazy"} %d`, n); !strings.Contains(string(prom), want) {
+	if want := fmt.Sprintf(`noops_cold_start_seconds_count{app="lazy"} %d`, sc.ColdStarts.Count); !strings.Contains(string(prom), want) {
 		t.Errorf("metrics lack %q", want)
 	}
 	if _, err := e.Client.Scale(ctx, "lazy", 2); apiclient.Kind(err) != errkind.Conflict || !strings.Contains(err.Error(), "scales with its load") {

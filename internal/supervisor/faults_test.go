@@ -19,7 +19,12 @@ func TestStartFailuresAreRetried(t *testing.T) {
 		app, cause string
 		inject     func()
 	}{
-		{"disk", "no space left on device", func() { h.faults.failStarts(2) }},
+		{"runc", "no space left on device", func() { h.faults.failStarts(2) }},
+		{"disk", "unpacking layer", func() {
+			h.images.mu.Lock()
+			h.images.unpackFails = 2
+			h.images.mu.Unlock()
+		}},
 		{"cni", "bridge", func() {
 			h.net.mu.Lock()
 			h.net.attachFails = 2

@@ -146,8 +146,9 @@ func (n *testNet) isLive(id string) bool {
 }
 
 type testImages struct {
-	mu   sync.Mutex
-	imgs map[v1.Hash]v1.Image
+	mu          sync.Mutex
+	imgs        map[v1.Hash]v1.Image
+	unpackFails int // the next unpacks that fail, as on a full disk
 }
 
 func (im *testImages) Get(d v1.Hash) (v1.Image, error) {
@@ -159,7 +160,15 @@ func (im *testImages) Get(d v1.Hash) (v1.Image, error) {
 	return nil, errkind.Errorf(errkind.NotFound, "image %s not found", d)
 }
 
-func (im *testImages) Unpack(context.Context, v1.Hash) ([]string, error) { return nil, nil }
+func (im *testImages) Unpack(_ context.Context, d v1.Hash) ([]string, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.unpackFails > 0 {
+		im.unpackFails--
+		return nil, fmt.Errorf("unpacking layer %s: write /data/layers/x: no space left on device (injected)", d.Hex[:12])
+	}
+	return nil, nil
+}
 
 // testRouter records what the supervisor tells the gateway.
 type testRouter struct {

@@ -53,21 +53,33 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (runtime.State, 
 	return d.start(ctx, spec, true)
 }
 
-// StartCreated starts the process of a created sandbox (runc start). It
-// asks runc nothing first: on a cold start's path, every exec of runc is
-// milliseconds; runc refuses a sandbox that is not in the created state.
+// StartCreated starts the process of a created sandbox: what `runc
+// start` does (see startByFifo), without runc's own start-up, which would
+// be half of a cold start; `runc start` is the fallback when the FIFO is
+// not where runc 1.x keeps it.
 func (d *Driver) StartCreated(ctx context.Context, id string) (runtime.State, error) {
 	rec, err := d.record(id)
 	if err != nil {
 		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", id, err)
 	}
-	if _, err := d.run(ctx, "start", id); err != nil {
-		if notExist(err) || strings.Contains(err.Error(), "cannot start") || strings.Contains(err.Error(), "not in created state") {
-			return runtime.State{}, errkind.E(errkind.Conflict, fmt.Errorf("starting sandbox %s: it is not in the created state: %w", id, err))
-		}
-		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", id, err)
+	notCreated := func(err error) error {
+		return errkind.E(errkind.Conflict, fmt.Errorf("starting sandbox %s: it is not in the created state: %w", id, err))
+	}
+	if _, exited, _ := readExit(d.bundle(id)); exited {
+		return runtime.State{}, notCreated(errors.New("its process has exited"))
 	}
 	pid, _ := readPid(filepath.Join(d.bundle(id), initPidFile))
+	err = startByFifo(ctx, d.runcRoot, id, pid, d.cfg.StartTimeout)
+	if errors.Is(err, errNoFifo) {
+		if _, rerr := d.run(ctx, "start", id); rerr != nil {
+			if notExist(rerr) || strings.Contains(rerr.Error(), "cannot start") || strings.Contains(rerr.Error(), "not in created state") {
+				return runtime.State{}, notCreated(rerr)
+			}
+			return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", id, rerr)
+		}
+	} else if err != nil {
+		return runtime.State{}, fmt.Errorf("starting sandbox %s: %w", id, err)
+	}
 	return runtime.State{ID: id, Status: runtime.Running, Pid: pid, Labels: copyLabels(rec.Labels), Started: time.Now().UTC()}, nil
 }
 

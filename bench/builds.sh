@@ -34,46 +34,13 @@ CRANE=github.com/google/go-containerregistry/cmd/crane@v0.22.1
 debs=${NOOPS_STACK_DEBS:-${TMPDIR:-/tmp}/noops-test-debs}
 
 work=$(mktemp -d /tmp/noops-bench-builds.XXXXXX)
-data=$work/data
 tools=$work/tools
-server_pid=""
-stop_server() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 600); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$server_pid" 2>/dev/null; then
-    echo "builds: the server did not stop in 60 s; killing it" >&2
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-  # --stop-sandboxes stops every sandbox; remove any that a crash left.
-  local r ids
-  while read -r r; do
-    ids=$(runc --root "$r" list -q 2>/dev/null || true)
-    for id in $ids; do
-      echo "builds: removing sandbox $id the server left" >&2
-      runc --root "$r" delete --force "$id" >/dev/null 2>&1 || true
-    done
-  done < <(find "$data" -maxdepth 4 -type d -name .runc 2>/dev/null)
-}
-cleanup() {
-  stop_server
-  if grep -q " $work/" /proc/self/mounts; then
-    echo "builds: mounts left under $work:" >&2
-    grep " $work/" /proc/self/mounts | awk '{print "  " $2}' >&2
-  fi
-  rm -rf --one-file-system "$work"
-}
+log=$out/builds-server.log
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-fail() { # message [log file]
-  echo "builds: $1" >&2
-  [ -z "${2:-}" ] || tail -n 40 "$2" >&2
-  exit 1
-}
 
 echo "==> ko and crane from the Go module proxy ($KO, $CRANE)"
 # Installed once rather than timed through `go run`, which spends 2-7 s per
@@ -85,16 +52,7 @@ crane=$tools/crane
 
 echo "==> starting noops server (data $data, https 127.0.0.1:$HTTPS_PORT, domain $DOMAIN)"
 mkdir -p "$debs"
-bin/noops server --data "$data" --domain "$DOMAIN" --https "127.0.0.1:$HTTPS_PORT" --http off \
-  --stop-sandboxes --stack-debs "$debs" >"$out/builds-server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 300); do
-  [ -S "$data/api.sock" ] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "the server exited" "$out/builds-server.log"
-  sleep 0.1
-done
-[ -S "$data/api.sock" ] || fail "the server did not start in 30 s" "$out/builds-server.log"
-noops() { bin/noops --data "$data" "$@"; }
+start_server "$DOMAIN" "$HTTPS_PORT" --stack-debs "$debs"
 
 go_app=$work/hello-go     # app "hello" (its noops.yaml)
 node_app=$work/hello-node # app "hello-node"
@@ -107,9 +65,8 @@ for app in "$go_app" "$node_app"; do
 done
 
 # crane, ko and curl find registry.noops.test and the apps through a private
-# mount namespace's /etc/hosts; the system's file is untouched.
+# mount namespace's /etc/hosts (in_hosts); the system's file is untouched.
 printf '127.0.0.1 localhost registry.%s hello.%s hello-node.%s\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$work/hosts"
-in_hosts() { unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" "$@"; }
 noops ca root >"$work/ca.pem"
 export SSL_CERT_FILE=$work/ca.pem DOCKER_CONFIG=$work/docker
 mkdir -p "$DOCKER_CONFIG"

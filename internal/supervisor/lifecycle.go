@@ -101,8 +101,14 @@ var errNeverReady = errors.New("never became ready")
 // or the instance is cancelled.
 func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- error) error {
 	if !adopted {
+		// A cold start (a standby's) writes the store once it serves, not
+		// before: each commit is an fsync on the request's path. Should the
+		// server die before, the next one removes the unrecorded sandbox.
+		cold := in.standby != nil
 		in.set("starting", s.cfg.Now())
-		s.save(in)
+		if !cold {
+			s.save(in)
+		}
 		if err := s.launchRetrying(in, first); err != nil {
 			if first {
 				ready <- fmt.Errorf("starting sandbox %s: %w", in.id, err)
@@ -110,7 +116,9 @@ func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- err
 			}
 			return err
 		}
-		s.save(in)
+		if !cold {
+			s.save(in)
+		}
 	}
 	exited := make(chan exitResult, 1)
 	go func() {
@@ -130,8 +138,8 @@ func (s *Supervisor) runOnce(in *instance, adopted, first bool, ready chan<- err
 		return err
 	}
 	in.set(in.readyState(), s.cfg.Now())
+	s.publish(in.app) // routed first, recorded after
 	s.save(in)
-	s.publish(in.app)
 	if first {
 		ready <- nil
 	}

@@ -68,6 +68,9 @@ func (g *Gateway) SetColdStart(app string, on bool) {
 	app = strings.ToLower(app)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !on && g.loads[app] == nil {
+		return // nothing to turn off: keep no state for an app the gateway forgot
+	}
 	l := g.loadOf(app)
 	l.cold.Store(on)
 	if !on {

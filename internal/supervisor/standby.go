@@ -47,7 +47,7 @@ func (s *Supervisor) keepStandby(app string, rel store.Release, run spec.Run, wa
 	}
 	start := want && a.standby == nil && !a.preparing
 	if start {
-		a.preparing = true
+		a.preparing, a.stopped = true, false
 	}
 	s.mu.Unlock()
 	if old != nil {
@@ -62,7 +62,7 @@ func (s *Supervisor) keepStandby(app string, rel store.Release, run spec.Run, wa
 		sb, err := s.prepare(rel, run)
 		s.mu.Lock()
 		a.preparing = false
-		keep := err == nil && s.ctx.Err() == nil && a.standby == nil
+		keep := err == nil && s.ctx.Err() == nil && a.standby == nil && !a.stopped
 		if keep {
 			a.standby = sb
 		}
@@ -125,12 +125,13 @@ func (s *Supervisor) takeStandby(app string, rel int) *standby {
 	return sb
 }
 
-// dropStandby removes the app's standby, if any (the app stops).
+// dropStandby removes the app's standby, if any, and one being made (the
+// app stops).
 func (s *Supervisor) dropStandby(ctx context.Context, app string) {
 	a := s.app(app)
 	s.mu.Lock()
 	sb := a.standby
-	a.standby = nil
+	a.standby, a.stopped = nil, true
 	s.mu.Unlock()
 	if sb != nil {
 		s.cleanup(context.WithoutCancel(ctx), sb.id)

@@ -129,6 +129,7 @@ type appState struct {
 	// zero; preparing is set while one is made (both under Supervisor.mu).
 	standby   *standby
 	preparing bool
+	stopped   bool // StopApp ran since the last reconcile: a standby being made is not kept
 }
 
 // New returns a supervisor; Start adopts what is running and begins work.

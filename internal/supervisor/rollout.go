@@ -84,6 +84,11 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 	if err != nil {
 		return fail(err)
 	}
+	if run.Scale != nil {
+		// An app that follows its load may be at zero: a release still
+		// proves it serves before it goes live.
+		replicas = max(replicas, run.Scale.Initial())
+	}
 	_, procs, err := s.releaseImage(rel)
 	if err != nil {
 		return fail(err)
@@ -170,6 +175,9 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 		s.retireLater(ctx, a, in)
 	}
 	s.publish(rel.App)
+	// A standby of the previous release is of no use now; one of this
+	// release is made when it next goes to zero.
+	s.keepStandby(rel.App, rel, run, wantsStandby(run, procs) && webs == 0)
 	if _, err := s.store.Promote(ctx, rel.App, rel.Number, replicas, rel.Reason); err != nil {
 		return fmt.Errorf("recording release %d of %s as live: %w", rel.Number, rel.App, err)
 	}

@@ -58,6 +58,24 @@ func TestStandby(t *testing.T) {
 		t.Errorf("scaled events = %+v, want 2", evs)
 	}
 
+	// A new release of an app at zero still rolls out one replica,
+	// health-gated, and drops the old release's standby.
+	if _, err := h.s.Autoscale(ctx, "lazy", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("a standby again", func() bool {
+		rows := h.s.Instances("lazy")
+		return len(rows) == 1 && rows[0].State == StateStandby
+	})
+	h.rolloutOK(h.release("lazy", h.image(map[string]proc{Web: {role: "web"}}), spec.Run{Scale: scale}, nil), 0)
+	rows = h.s.Instances("lazy")
+	if len(rows) != 1 || rows[0].State != "healthy" || rows[0].Release != 2 {
+		t.Fatalf("after a rollout at zero: %+v, want one healthy replica of release 2", rows)
+	}
+	if desired, _, _ := h.s.Replicas("lazy"); desired != 1 {
+		t.Errorf("desired after a rollout at zero = %d, want 1", desired)
+	}
+
 	// Back to zero, and the app stops while its next standby is made.
 	if _, err := h.s.Autoscale(ctx, "lazy", 0, true); err != nil {
 		t.Fatal(err)

@@ -26,16 +26,22 @@ func (s *server) caRoot(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// page reads the since and limit parameters of an append-only list.
+func page(r *http.Request) (since int64, limit int, err error) {
+	n, err := intParam(r, "since", 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	limit, err = intParam(r, "limit", 100)
+	return int64(n), limit, err
+}
+
 func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
-	since, err := intParam(r, "since", 0)
+	since, limit, err := page(r)
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(r, "limit", 100)
-	if err != nil {
-		return err
-	}
-	rows, err := s.cfg.Audit.ListAudit(r.Context(), int64(since), limit)
+	rows, err := s.cfg.Audit.ListAudit(r.Context(), since, limit)
 	if err != nil {
 		return err
 	}
@@ -48,17 +54,13 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) error {
-	since, err := intParam(r, "since", 0)
-	if err != nil {
-		return err
-	}
-	limit, err := intParam(r, "limit", 100)
+	since, limit, err := page(r)
 	if err != nil {
 		return err
 	}
 	out := []apitype.Event{}
 	if s.cfg.Events != nil {
-		rows, err := s.cfg.Events.ListEvents(r.Context(), r.URL.Query().Get("app"), int64(since), limit)
+		rows, err := s.cfg.Events.ListEvents(r.Context(), r.URL.Query().Get("app"), since, limit)
 		if err != nil {
 			return err
 		}

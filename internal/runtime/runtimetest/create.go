@@ -12,16 +12,7 @@ import (
 // create creates spec and makes sure the sandbox is gone when t ends.
 func (h *harness) create(t *testing.T, spec runtime.Spec) runtime.State {
 	t.Helper()
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := h.d.Stop(c, spec.ID, 0); err != nil {
-			t.Errorf("cleanup: Stop(%s): %v", spec.ID, err)
-		}
-		if err := h.d.Delete(c, spec.ID); err != nil {
-			t.Errorf("cleanup: Delete(%s): %v", spec.ID, err)
-		}
-	})
+	h.removeAtEnd(t, spec.ID)
 	st, err := h.d.Create(ctx(t), spec)
 	if err != nil {
 		t.Fatalf("Create(%s): %v", spec.ID, err)

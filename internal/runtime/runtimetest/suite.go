@@ -84,19 +84,24 @@ func (h *harness) spec(args ...string) runtime.Spec {
 	}
 }
 
-// start starts spec and makes sure the sandbox is gone when t ends.
-func (h *harness) start(t *testing.T, spec runtime.Spec) runtime.State {
-	t.Helper()
+// removeAtEnd makes sure sandbox id is gone when t ends.
+func (h *harness) removeAtEnd(t *testing.T, id string) {
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if err := h.d.Stop(c, spec.ID, 0); err != nil {
-			t.Errorf("cleanup: Stop(%s): %v", spec.ID, err)
+		if err := h.d.Stop(c, id, 0); err != nil {
+			t.Errorf("cleanup: Stop(%s): %v", id, err)
 		}
-		if err := h.d.Delete(c, spec.ID); err != nil {
-			t.Errorf("cleanup: Delete(%s): %v", spec.ID, err)
+		if err := h.d.Delete(c, id); err != nil {
+			t.Errorf("cleanup: Delete(%s): %v", id, err)
 		}
 	})
+}
+
+// start starts spec and makes sure the sandbox is gone when t ends.
+func (h *harness) start(t *testing.T, spec runtime.Spec) runtime.State {
+	t.Helper()
+	h.removeAtEnd(t, spec.ID)
 	st, err := h.d.Start(ctx(t), spec)
 	if err != nil {
 		t.Fatalf("Start(%s): %v", spec.ID, err)

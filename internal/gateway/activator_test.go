@@ -34,6 +34,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// burst is how many requests TestColdStartBurst sends at once.
+const burst = 50
+
 // TestColdStartBurst: 50 concurrent requests for an app at zero are held
 // while the waker brings a backend, then all succeed; the load counts them
 // and each reports its cold start.
@@ -49,7 +52,13 @@ func TestColdStartBurst(t *testing.T) {
 			wakes.Add(1)
 			once.Do(func() {
 				go func() {
-					time.Sleep(50 * time.Millisecond) // a sandbox starting
+					// The sandbox is ready once every request of the burst
+					// waits, and a little later.
+					deadline := time.Now().Add(10 * time.Second)
+					for held(tg.Gateway, app) < burst && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+					time.Sleep(20 * time.Millisecond)
 					tg.SetBackends(app, []Backend{u.backend()}, "")
 				}()
 			})
@@ -62,7 +71,7 @@ func TestColdStartBurst(t *testing.T) {
 	})
 	tg.SetBackends("app", nil, "scaled to zero")
 	tg.SetColdStart("app", true)
-	const n = 50
+	const n = burst
 	var wg sync.WaitGroup
 	codes := make([]int, n)
 	for i := range n {
@@ -91,7 +100,7 @@ func TestColdStartBurst(t *testing.T) {
 		t.Fatalf("%d cold starts reported, want %d", len(cold), n)
 	}
 	for _, d := range cold {
-		if d < 40*time.Millisecond {
+		if d < 20*time.Millisecond {
 			t.Errorf("a cold start of %s: shorter than the backend took to appear", d)
 		}
 	}

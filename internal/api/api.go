@@ -82,6 +82,15 @@ type Config struct {
 	Metrics http.Handler
 	Logger  *slog.Logger
 	Now     func() time.Time
+
+	// Identity manages users and devices; nil serves no identity calls.
+	Identity Identity
+	// Remote, when set, makes this the remote API (served over mTLS by
+	// the gateway): every call but the public ones needs a device
+	// certificate that the platform policy allows, and profiles are not
+	// served. Without it the handler is the admin socket's, whose caller
+	// is root on this machine.
+	Remote Remote
 }
 
 // Handler returns the API's HTTP handler.
@@ -121,13 +130,18 @@ func Handler(cfg Config) http.Handler {
 	handle("GET /v1/registry", s.registry)
 	handle("POST /v1/stacks/{stack}/build", s.buildStack)
 	handle("POST /v1/stacks/{stack}/update", s.updateStack)
-	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+	if cfg.Identity != nil {
+		s.identityRoutes(handle)
 	}
-	// Profiles of the running server, for operators (the socket is root's).
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if cfg.Metrics != nil {
+		handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil })
+	}
+	if cfg.Remote == nil {
+		// Profiles of the running server, for operators (the socket is root's).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", s.wrap("", func(w http.ResponseWriter, r *http.Request) error {
 		return errkind.Errorf(errkind.NotFound, "no API endpoint %s %s", r.Method, r.URL.Path)
 	}))
@@ -149,6 +163,10 @@ func statusOf(k errkind.Kind) int {
 		return http.StatusForbidden
 	case errkind.Unavailable:
 		return http.StatusServiceUnavailable
+	case errkind.Unauthenticated:
+		return http.StatusUnauthorized
+	case errkind.TooMany:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -213,7 +231,12 @@ func (s *server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 		rec := &recorder{ResponseWriter: w}
 		var detail string
 		r = r.WithContext(context.WithValue(r.Context(), detailKey{}, &detail))
-		err := h(rec, r)
+		write := r.Method != http.MethodGet && r.Method != http.MethodHead
+		r, err := s.authorize(r, pattern, write)
+		denied := err != nil
+		if err == nil {
+			err = h(rec, r)
+		}
 		if err != nil {
 			if rec.status == 0 {
 				writeJSON(rec, statusOf(errkind.Of(err)), s.wireError(r, err))
@@ -221,7 +244,7 @@ func (s *server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 				s.cfg.Logger.Warn("request failed after the response started", "path", r.URL.Path, "err", err)
 			}
 		}
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if !write && !denied {
 			return
 		}
 		target := ""
@@ -236,6 +259,9 @@ func (s *server) wrap(pattern string, h func(http.ResponseWriter, *http.Request)
 		action := pattern
 		if action == "" {
 			action = r.Method + " " + r.URL.Path
+		}
+		if denied {
+			action = "deny " + action
 		}
 		entry := store.AuditEntry{Time: s.cfg.Now(), Actor: actor(r), Action: action, Target: target, Status: rec.status, Detail: detail}
 		if _, aerr := s.cfg.Audit.AppendAudit(context.WithoutCancel(r.Context()), entry); aerr != nil {
@@ -283,8 +309,12 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// actor names the caller: the uid behind the Unix socket.
+// actor names the caller: the remote caller's user and device, or the
+// uid behind the Unix socket.
 func actor(r *http.Request) string {
+	if a, ok := r.Context().Value(actorKey{}).(string); ok {
+		return a
+	}
 	c, ok := r.Context().Value(connKey{}).(*net.UnixConn)
 	if !ok {
 		return "unknown"

@@ -47,7 +47,7 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]apitype.AuditEntry, len(rows))
 	for i, e := range rows {
-		out[i] = apitype.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, Target: e.Target, Status: e.Status, Detail: e.Detail}
+		out[i] = apitype.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Action: e.Action, Target: e.Target, Status: e.Status, Detail: e.Detail, Hash: e.Hash}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

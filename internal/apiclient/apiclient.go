@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"noops/internal/apitype"
@@ -97,6 +98,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 
 // connErr explains why the server could not be reached.
 func (c *Client) connErr(err error) error {
+	if strings.HasPrefix(c.sock, "https://") {
+		return remoteErr(c.sock, err)
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
 		return errkind.WithHint(errkind.Unavailable, fmt.Errorf("no noops server is running at %s", c.sock),

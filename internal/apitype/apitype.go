@@ -155,6 +155,7 @@ type AuditEntry struct {
 	Target string    `json:"target"`
 	Status int       `json:"status"`
 	Detail string    `json:"detail,omitempty"`
+	Hash   string    `json:"hash,omitempty"` // chains the entry to the previous one
 }
 
 // Event is something the platform did or saw on its own: a crash loop,

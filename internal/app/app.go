@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"noops/internal/access"
 	"noops/internal/api"
 	"noops/internal/apiclient"
 	"noops/internal/apitype"
@@ -25,6 +26,7 @@ import (
 	"noops/internal/control"
 	"noops/internal/errkind"
 	"noops/internal/gateway"
+	"noops/internal/identity"
 	"noops/internal/identity/ca"
 	"noops/internal/image"
 	"noops/internal/netns"
@@ -83,6 +85,8 @@ type App struct {
 	lock     *lock
 	store    store.Store
 	ca       *ca.CA
+	identity *identity.Service
+	access   *access.Access
 	images   *image.Store
 	registry *registry.Registry
 	stacks   *stack.Manager
@@ -161,6 +165,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"data folder", a.startData},
 		{"store", a.startStore},
 		{"certificate authority", a.startCA},
+		{"access", a.startAccess},
 		{"image store", a.startImages},
 		{"registry", a.startRegistry},
 		{"stacks", a.startStacks},
@@ -243,6 +248,18 @@ func (a *App) startCA(context.Context) error {
 		return err
 	}
 	a.ca = c
+	return nil
+}
+
+// startAccess opens the identity store and the access layer that guards
+// every app and the remote API.
+func (a *App) startAccess(ctx context.Context) error {
+	a.identity = identity.New(identity.Config{Domain: a.cfg.Domain, Issuer: a.ca, Logger: a.log}, a.store)
+	a.access = access.New(access.Config{Identity: a.identity, Audit: a.store, Logger: a.log})
+	if err := a.access.Start(ctx); err != nil {
+		return err
+	}
+	a.started1("access", a.access.Stop)
 	return nil
 }
 
@@ -345,7 +362,7 @@ func (a *App) startBuilds(ctx context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
-		Waker: waker{a}, ColdStart: a.metrics.ColdStart})
+		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access})
 	g.Handle(registry.Host(a.cfg.Domain), a.registry) // push and pull images: crane, skopeo
 	a.ca.Allow(g.HasHost)
 	a.ca.Fallback(a.cfg.Domain) // unknown apps get a 404 page over valid TLS
@@ -358,7 +375,7 @@ func (a *App) startGateway(ctx context.Context) error {
 }
 
 func (a *App) startSupervisor(ctx context.Context) error {
-	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver},
+	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver, Guard: a.access},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -412,8 +429,13 @@ func (a *App) startAPI(context.Context) error {
 		ln.Close()
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
-	h := api.Handler(api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
-		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log})
+	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
+		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log, Identity: a.identity}
+	h := api.Handler(cfg)
+	// The same API over mTLS for remote devices, at api.<domain>.
+	remote := cfg
+	remote.Remote = a.access
+	a.gateway.Handle(APIHost(a.cfg.Domain), api.Handler(remote))
 	srv := &http.Server{Handler: h, ConnContext: api.ConnContext, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
@@ -463,6 +485,9 @@ func portSuffix(addr string) string {
 	}
 	return ":" + port
 }
+
+// APIHost is the host name of the remote admin API.
+func APIHost(domain string) string { return "api." + domain }
 
 // Domain is the domain apps are served under.
 func (a *App) Domain() string { return a.cfg.Domain }

@@ -526,7 +526,7 @@ func TestAppName(t *testing.T) {
 		{name: "dots and underscores", folder: "my_app.v2", want: "my-app-v2"},
 		{name: "edges trimmed", folder: "--Hello--", want: "hello"},
 		{name: "runs of odd characters", folder: "a  &  b", want: "a-b"},
-		{name: "upper case", folder: "API", want: "api"},
+		{name: "upper case", folder: "SHOP", want: "shop"},
 		{name: "long name cut at 30", folder: "this-is-a-very-long-folder-name-for-an-app", want: "this-is-a-very-long-folder-nam"},
 		{name: "cut that ends in a dash", folder: "abcdefghijklmnopqrstuvwxyzabc-defg", want: "abcdefghijklmnopqrstuvwxyzabc"},
 		{name: "manifest name wins", folder: "My App", manifest: "name: from-manifest\n", want: "from-manifest"},

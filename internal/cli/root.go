@@ -30,10 +30,36 @@ type env struct {
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
+	in     io.Reader // nil means os.Stdin
 	serve  ServeFunc
+	remote *apiclient.Client // set when NOOPS_URL names a remote server
 }
 
-func (e *env) client() *apiclient.Client { return apiclient.New(e.data) }
+// client is the remote API's client when NOOPS_URL is set, else the admin
+// socket's of --data.
+func (e *env) client() *apiclient.Client {
+	if e.remote != nil {
+		return e.remote
+	}
+	return apiclient.New(e.data)
+}
+
+// local are the commands that never talk to a remote server.
+var local = map[string]bool{"server": true, "shim": true, "login": true, "demo": true, "check": true, "test": true, "version": true}
+
+// connect sets up the remote client before a command runs.
+func (e *env) connect(cmd *cobra.Command, _ []string) error {
+	base := os.Getenv("NOOPS_URL")
+	if base == "" || cmd.Flags().Changed("data") || local[cmd.Name()] {
+		return nil
+	}
+	cl, err := e.remoteClient(cmd.Context(), base)
+	if err != nil {
+		return err
+	}
+	e.remote = cl
+	return nil
+}
 
 // exitCode is the one table from error kinds to exit codes.
 func exitCode(k errkind.Kind) int {
@@ -48,6 +74,10 @@ func exitCode(k errkind.Kind) int {
 		return 5
 	case errkind.Unavailable:
 		return 6
+	case errkind.Unauthenticated:
+		return 7
+	case errkind.TooMany:
+		return 8
 	}
 	return 1
 }
@@ -96,10 +126,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, serve Ser
 
 func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "noops",
-		Short:         "Turn a folder of source code into a hardened HTTPS service",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:               "noops",
+		Short:             "Turn a folder of source code into a hardened HTTPS service",
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: e.connect,
 	}
 	def := os.Getenv("NOOPS_DATA")
 	if def == "" {
@@ -110,6 +141,7 @@ func newRoot(e *env) *cobra.Command {
 		newServer(e), newDemo(e), newDeploy(e), newApps(e), newReleases(e), newRollback(e),
 		newPs(e), newScale(e), newLogs(e), newEnv(e), newCA(e), newAudit(e), newShim(), newVersion(e), newMetrics(e), newEvents(e), newLoad(e),
 		newStack(e), newRebase(e), newSBOM(e), newGC(e), newRegistry(e),
+		newUsers(e), newLogin(e), newWhoAmI(e), newDevices(e), newPolicy(e),
 	)
 	return root
 }

@@ -17,6 +17,7 @@ import (
 
 	"noops/internal/build"
 	"noops/internal/errkind"
+	"noops/internal/gateway/policy"
 	"noops/internal/sbom"
 	"noops/internal/source"
 	"noops/internal/spec"
@@ -74,6 +75,10 @@ func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (st
 	if err != nil {
 		return rel, err
 	}
+	cfg, err := releaseConfig(req.App, src, m)
+	if err != nil {
+		return rel, err
+	}
 
 	app, created, err := p.ensureApp(ctx, req.App, m)
 	if err != nil {
@@ -93,7 +98,7 @@ func (p *Plane) Deploy(ctx context.Context, req DeployRequest, out Progress) (st
 		return rel, err
 	}
 	rel, err = p.releaseAndRollout(ctx, app, newRelease{image: b.image, sourceDigest: b.sourceDigest, buildpack: b.buildpack,
-		sbom: b.sbom, run: m.Run, reason: "deploy"}, out)
+		sbom: b.sbom, cfg: cfg, reason: "deploy"}, out)
 	if err != nil {
 		ok = !created
 		return rel, err
@@ -109,7 +114,7 @@ type newRelease struct {
 	sourceDigest string
 	buildpack    string
 	sbom         []byte // the inventory (sbom.Encode)
-	run          spec.Run
+	cfg          spec.Config
 	reason       string
 }
 
@@ -125,16 +130,16 @@ func (p *Plane) releaseAndRollout(ctx context.Context, a store.App, nr newReleas
 		return rel, err
 	}
 	env := map[string]string{}
-	replicas := nr.run.Replicas
+	replicas := nr.cfg.Replicas
 	if len(prev) > 0 {
 		env = prev[0].Env
 		if a.Release != 0 {
-			if run, err := supervisor.RunConfig(prev[0]); err == nil && run.Replicas == nr.run.Replicas {
+			if run, err := supervisor.RunConfig(prev[0]); err == nil && run.Replicas == nr.cfg.Replicas {
 				replicas = a.Replicas // a `noops scale` sticks until the run config changes replicas
 			}
 		}
 	}
-	cfg, err := json.Marshal(nr.run)
+	cfg, err := json.Marshal(nr.cfg)
 	if err != nil {
 		return rel, fmt.Errorf("encoding run config: %w", err)
 	}
@@ -346,4 +351,50 @@ func (w *lineWriter) Flush() {
 		w.fn(string(w.buf))
 		w.buf = nil
 	}
+}
+
+// releaseConfig is what a release records of an app folder's manifest: the
+// run, access and egress sections and the text of the access policy file,
+// which must compile (a broken policy fails the deploy before the build,
+// with its file, line and column).
+func releaseConfig(app, src string, m *spec.Manifest) (spec.Config, error) {
+	var text []byte
+	if m.Access.IsFile() {
+		b, err := readInside(src, m.Access.Policy, maxPolicy)
+		if err != nil {
+			return spec.Config{}, errkind.WithHint(errkind.Invalid, fmt.Errorf("reading access policy %s: %w", m.Access.Policy, err),
+				"access.policy names a .cedar file in the app folder, or is public or authenticated")
+		}
+		text = b
+	}
+	if _, err := policy.Compile(app, m.Access, m.Access.Policy, text); err != nil {
+		return spec.Config{}, err
+	}
+	return spec.ConfigOf(m, string(text)), nil
+}
+
+// maxPolicy bounds an access policy file.
+const maxPolicy = 256 << 10
+
+// readInside reads a file of an unpacked app folder without leaving it (a
+// symbolic link out of the folder is refused), up to limit bytes.
+func readInside(dir, name string, limit int64) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, nil
 }

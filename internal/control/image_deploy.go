@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +109,11 @@ func (p *Plane) DeployImage(ctx context.Context, app, ref string, run spec.Run, 
 			}
 		}
 	}()
-	rel, err = p.releaseAndRollout(ctx, a, newRelease{image: d, buildpack: ImageBuildpack, sbom: sb, run: run,
+	cfg, err := p.carriedConfig(ctx, app, run)
+	if err != nil {
+		return rel, err
+	}
+	rel, err = p.releaseAndRollout(ctx, a, newRelease{image: d, buildpack: ImageBuildpack, sbom: sb, cfg: cfg,
 		reason: "deploy of image " + strings.TrimSpace(ref)}, out)
 	if err != nil {
 		return rel, err
@@ -417,4 +422,26 @@ func osRelease(s string) map[string]string {
 		vars[k] = v
 	}
 	return vars
+}
+
+// carriedConfig is the release configuration of an image deploy: its run
+// section, and the access and egress sections of the app's newest release
+// (an image brings no manifest), or the defaults for a new app.
+func (p *Plane) carriedConfig(ctx context.Context, app string, run spec.Run) (spec.Config, error) {
+	cfg := spec.Config{Run: run}
+	prev, err := p.store.ListReleases(ctx, app)
+	if err != nil && !errkind.Is(err, errkind.NotFound) {
+		return cfg, err
+	}
+	if len(prev) > 0 && len(prev[0].Config) > 0 {
+		var old spec.Config
+		if err := json.Unmarshal(prev[0].Config, &old); err != nil {
+			return cfg, fmt.Errorf("decoding release %d of %s: %w", prev[0].Number, app, err)
+		}
+		cfg.Access, cfg.Egress, cfg.PolicySource = old.Access, old.Egress, old.PolicySource
+	}
+	m := spec.Manifest{Run: cfg.Run, Access: cfg.Access}
+	m.Default()
+	cfg.Access = m.Access
+	return cfg, nil
 }

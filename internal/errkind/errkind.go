@@ -20,9 +20,11 @@ const (
 	Conflict                // the request clashes with the current state
 	Permission              // the caller may not do this
 	Unavailable             // a dependency or resource is missing or exhausted; retry may work
+	Unauthenticated         // the caller has not proven who they are (sign in)
+	TooMany                 // the caller asked too often; retry later
 )
 
-var names = [...]string{"internal", "invalid", "not_found", "conflict", "permission", "unavailable"}
+var names = [...]string{"internal", "invalid", "not_found", "conflict", "permission", "unavailable", "unauthenticated", "too_many"}
 
 func (k Kind) String() string {
 	if int(k) >= 0 && int(k) < len(names) {

@@ -12,6 +12,7 @@ import (
 var allKinds = []errkind.Kind{
 	errkind.Internal, errkind.Invalid, errkind.NotFound,
 	errkind.Conflict, errkind.Permission, errkind.Unavailable,
+	errkind.Unauthenticated, errkind.TooMany,
 }
 
 func TestParseStringRoundTrip(t *testing.T) {

@@ -49,6 +49,17 @@ type Config struct {
 	HoldQueue   int
 	HoldTimeout time.Duration
 	ColdStart   func(app string, firstByte time.Duration)
+
+	// Guard, when set, decides every request to an app before it is
+	// proxied (the access layer). Without one every app is public.
+	Guard Guard
+}
+
+// Guard admits or refuses requests to apps. Admit returns true to let the
+// request go on; otherwise it has written the answer itself (a sign-in
+// redirect, 401, 403). It may set request headers for the app.
+type Guard interface {
+	Admit(w http.ResponseWriter, r *http.Request, app string) bool
 }
 
 // Server limits, shared by both listeners.
@@ -222,6 +233,10 @@ func tlsConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Co
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: get,
+		// Devices present their certificates; the access layer checks
+		// them (chain, expiry, revocation) and says what is wrong, which a
+		// failed handshake could not.
+		ClientAuth: tls.RequestClientCert,
 		NextProtos:     []string{"h2", "http/1.1"},
 		CipherSuites: []uint16{ // TLS 1.2 only; TLS 1.3 suites are not configurable
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,

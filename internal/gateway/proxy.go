@@ -35,9 +35,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rw := getWriter(w)
 	defer putWriter(rw)
-	if rt == nil {
+	switch {
+	case rt == nil:
 		g.page(rw, r, notFoundPage(r.Host, g.cfg.Domain, id))
-	} else {
+	case g.cfg.Guard != nil && !g.cfg.Guard.Admit(rw, r, app):
+		rw.backend = "access"
+	default:
 		g.serveApp(rw, r, rt, id, start)
 	}
 	if g.log.Enabled(r.Context(), debugLevel) {

@@ -37,6 +37,11 @@ type Manifest struct {
 	Name  string `yaml:"name" json:"name,omitempty"`
 	Build Build  `yaml:"build" json:"build"`
 	Run   Run    `yaml:"run" json:"run"`
+	// Access says who may reach the app; see Access.
+	Access Access `yaml:"access" json:"access"`
+	// Egress lists the only destinations (HOST:PORT) the app's sandboxes
+	// may connect to; none by default.
+	Egress []string `yaml:"egress" json:"egress,omitempty"`
 }
 
 // Build configures the build.
@@ -141,6 +146,7 @@ func (m *Manifest) Default() {
 	if m.Run.Health == "" {
 		m.Run.Health = DefaultHealth
 	}
+	m.Access.defaults()
 }
 
 var (
@@ -161,7 +167,7 @@ func ValidAppName(name string) error {
 }
 
 // reserved are names whose host the platform serves itself.
-var reserved = map[string]bool{"registry": true}
+var reserved = map[string]bool{"registry": true, "api": true}
 
 // ValidEnvName checks an environment variable name.
 func ValidEnvName(k string) error {
@@ -211,6 +217,8 @@ func (m *Manifest) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, m.Access.validate()...)
+	errs = append(errs, validateEgress(m.Egress)...)
 	if len(errs) > 0 {
 		return errkind.Errorf(errkind.Invalid, "%s: %s", FileName, strings.Join(errs, "; "))
 	}

@@ -73,6 +73,9 @@ type AuditEntry struct {
 	Target string // on what: "app:hello"
 	Status int    // HTTP status of the outcome
 	Detail string // never a secret value
+	// Hash chains the entry to the one before it (AuditHash); set by
+	// AppendAudit, "" for entries recorded before the chain existed.
+	Hash string
 }
 
 // Event is something the platform did or saw on its own, not asked by an
@@ -103,6 +106,8 @@ const (
 // empty Env or Config reads back as nil. Lists are never nil.
 // store/storetest pins these rules down.
 type Store interface {
+	Identities
+
 	ListApps(ctx context.Context) ([]App, error) // by name
 	GetApp(ctx context.Context, name string) (App, error)
 	// CreateApp adds an app; Conflict if one of that name exists, Invalid
@@ -153,7 +158,8 @@ type Store interface {
 	PutSandbox(ctx context.Context, s Sandbox) error    // insert or replace by ID; its app and release must exist
 	DeleteSandbox(ctx context.Context, id string) error // deleting an unknown ID is not an error
 
-	// AppendAudit appends an entry and returns it with its sequence number.
+	// AppendAudit appends an entry and returns it with its sequence number
+	// and its Hash, chained to the previous entry's (e.Hash is ignored).
 	// Action must be set. Entries are never changed or removed.
 	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	// ListAudit returns up to limit entries with Seq > since, oldest first.

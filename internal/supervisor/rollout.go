@@ -50,7 +50,16 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 	oldWorkers := s.current(rel.App, Worker, rel.Number)
 	var started []*instance
 	var held []*instance // old web replicas out of routing, kept until the new workers run
+	var guarded bool     // the new release's access section applies
 	fail := func(err error) error {
+		if guarded {
+			// Requests are judged by the release that serves them again.
+			if a, aerr := s.store.GetApp(ctx, rel.App); aerr == nil && a.Release > 0 {
+				if gerr := s.guardLive(ctx, a); gerr != nil {
+					s.log.Error("restoring the access policy of the live release", "app", rel.App, "err", gerr)
+				}
+			}
+		}
 		// The held replicas of the previous release serve again before the
 		// new ones are drained, so that the app is never without one.
 		for _, in := range held {
@@ -107,6 +116,15 @@ func (s *Supervisor) Rollout(ctx context.Context, rel store.Release, replicas in
 	}
 	if _, ok := procs[Web]; !ok && replicas > 0 {
 		progress(fmt.Sprintf("release %d has no web process: nothing to route", rel.Number))
+	}
+	if s.cfg.Guard != nil {
+		// The new release's access section applies from its first routed
+		// replica on (the previous release's replicas serve under it too
+		// while they drain).
+		if err := s.cfg.Guard.SetRelease(rel); err != nil {
+			return fail(err)
+		}
+		guarded = true
 	}
 
 	// start runs one new sandbox of rel and waits for it to be ready.
@@ -326,6 +344,9 @@ func (s *Supervisor) StopApp(ctx context.Context, app string) error {
 	s.dropStandby(ctx, app)
 	a.retiring.Wait() // replicas of earlier releases still draining
 	s.router.RemoveApp(app)
+	if s.cfg.Guard != nil {
+		s.cfg.Guard.RemoveApp(app)
+	}
 	return nil
 }
 

@@ -46,6 +46,13 @@ type Router interface {
 	Drain(ctx context.Context, backendID string) error
 }
 
+// Guard is the gateway's access layer as the supervisor drives it: the
+// access section of the release that serves is the one that applies.
+type Guard interface {
+	SetRelease(rel store.Release) error
+	RemoveApp(app string)
+}
+
 // Runner runs a sandbox in the foreground to completion, its output going
 // to the writers while it runs: a release's release command.
 // (*runc.Driver).Run is one.
@@ -71,6 +78,9 @@ type Config struct {
 	// Runner runs release commands. Without one, a release whose image
 	// has a release process fails to roll out.
 	Runner Runner
+	// Guard applies a release's access policy to its app's requests (the
+	// access layer); nil leaves access to the gateway's default.
+	Guard  Guard
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -200,6 +210,12 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		}
 	}
 	for _, a := range apps {
+		if a.Release > 0 && s.cfg.Guard != nil {
+			// Access first: a route is never served without its policy.
+			if err := s.guardLive(ctx, a); err != nil {
+				s.log.Error("applying the access policy of the live release; the app's requests are refused", "app", a.Name, "err", err)
+			}
+		}
 		s.publish(a.Name)
 		if a.Release > 0 {
 			name := a.Name
@@ -213,6 +229,15 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// guardLive applies the access section of an app's live release.
+func (s *Supervisor) guardLive(ctx context.Context, a store.App) error {
+	rel, err := s.store.GetRelease(ctx, a.Name, a.Release)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Guard.SetRelease(rel)
 }
 
 // Stop stops supervising. Sandboxes keep running (they are adopted by the

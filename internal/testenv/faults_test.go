@@ -18,7 +18,7 @@ func TestOOMKillShown(t *testing.T) {
 	e := Start(t, Options{})
 	ctx := context.Background()
 	dir := copyApp(t)
-	if err := os.WriteFile(filepath.Join(dir, "noops.yaml"), []byte("name: hog\nrun:\n  health: /healthz\n  memory: 32Mi\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "noops.yaml"), []byte("name: hog\nrun:\n  health: /healthz\n  memory: 32Mi\naccess: { policy: public }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	edit(t, dir, "main.go", `	mux.HandleFunc("GET /healthz",`, `	mux.HandleFunc("GET /alloc", func(w http.ResponseWriter, r *http.Request) {

@@ -19,7 +19,7 @@ import (
 func scaledApp(t *testing.T, app, scale string) string {
 	t.Helper()
 	dir := copyApp(t)
-	manifest := fmt.Sprintf("name: %s\nrun:\n  health: /healthz\n  memory: 64Mi\n  scale: %s\n", app, scale)
+	manifest := fmt.Sprintf("name: %s\nrun:\n  health: /healthz\n  memory: 64Mi\n  scale: %s\naccess: { policy: public }\n", app, scale)
 	if err := os.WriteFile(filepath.Join(dir, "noops.yaml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}

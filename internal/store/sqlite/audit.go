@@ -2,18 +2,20 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"noops/internal/errkind"
 	"noops/internal/store"
 )
 
-const auditCols = `seq, time, actor, action, target, status, detail`
+const auditCols = `seq, time, actor, action, target, status, detail, hash`
 
 func scanAudit(s scanner) (store.AuditEntry, error) {
 	var e store.AuditEntry
 	var t int64
-	if err := s.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Status, &e.Detail); err != nil {
+	if err := s.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Status, &e.Detail, &e.Hash); err != nil {
 		return store.AuditEntry{}, err
 	}
 	e.Time = fromNanos(t)
@@ -21,7 +23,8 @@ func scanAudit(s scanner) (store.AuditEntry, error) {
 }
 
 // AppendAudit appends an entry to the audit log and returns it with its
-// sequence number (and its time, now when e.Time is zero).
+// sequence number, its hash (store.AuditHash, chained to the last entry's)
+// and its time, now when e.Time is zero.
 func (db *DB) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
 	if e.Action == "" {
 		return store.AuditEntry{}, errkind.Errorf(errkind.Invalid, "appending to the audit log: the entry has no action")
@@ -30,11 +33,31 @@ func (db *DB) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditE
 	if err != nil {
 		return store.AuditEntry{}, fmt.Errorf("appending %q to the audit log: %w", e.Action, err)
 	}
-	out, err := scanAudit(db.w.QueryRowContext(ctx,
-		`INSERT INTO audit (time, actor, action, target, status, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING `+auditCols,
-		t, e.Actor, e.Action, e.Target, e.Status, e.Detail))
+	var out store.AuditEntry
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		// Reading the last entry and appending are one IMMEDIATE
+		// transaction, so concurrent appends chain one after the other.
+		// The log refuses deletes, so the last Seq is the largest ever
+		// given and the next one is what AUTOINCREMENT would choose.
+		var last int64
+		var prev string
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("appending %q to the audit log: reading the last entry: %w", e.Action, err)
+		}
+		// The hash covers the entry as it reads back: UTC, to the nanosecond.
+		e.Seq, e.Time = last+1, fromNanos(t)
+		e.Hash = store.AuditHash(prev, e)
+		out, err = scanAudit(tx.QueryRowContext(ctx,
+			`INSERT INTO audit (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+auditCols,
+			e.Seq, t, e.Actor, e.Action, e.Target, e.Status, e.Detail, e.Hash))
+		if err != nil {
+			return fmt.Errorf("appending %q to the audit log: %w", e.Action, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return store.AuditEntry{}, fmt.Errorf("appending %q to the audit log: %w", e.Action, err)
+		return store.AuditEntry{}, err
 	}
 	return out, nil
 }

@@ -19,8 +19,9 @@ type migration struct {
 // migrations is the schema's history. PRAGMA user_version holds how many
 // of them a database has run.
 //
-// Times are INTEGER Unix nanoseconds (UTC). When a column is added to
-// releases, add it to releases_immutable too.
+// Times are INTEGER Unix nanoseconds (UTC); NULL is the zero time where a
+// time may be unset (a user's LockedUntil, a device's Revoked). When a
+// column is added to releases, add it to releases_immutable too.
 var migrations = []migration{
 	{name: "apps, releases, sandboxes, audit", sql: `
 CREATE TABLE apps (
@@ -121,6 +122,75 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN
 	SELECT RAISE(ABORT, 'events are append-only');
 END;
+`},
+	{name: "users, devices, sessions, audit hash", sql: `
+CREATE TABLE users (
+	name           TEXT PRIMARY KEY CHECK (name <> ''),
+	created        INTEGER NOT NULL,
+	disabled       INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+	roles          TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(roles) AND json_type(roles) = 'array'),
+	password_hash  TEXT NOT NULL,
+	totp_secret    TEXT NOT NULL,
+	totp_pending   INTEGER NOT NULL DEFAULT 0 CHECK (totp_pending IN (0, 1)),
+	totp_last_step INTEGER NOT NULL DEFAULT 0,
+	failed_logins  INTEGER NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
+	locked_until   INTEGER,
+	last_login     INTEGER,
+	passkeys       TEXT CHECK (passkeys IS NULL OR json_valid(passkeys)),
+	habits         TEXT CHECK (habits IS NULL OR json_valid(habits))
+) STRICT;
+
+CREATE TRIGGER users_no_delete BEFORE DELETE ON users
+BEGIN
+	SELECT RAISE(ABORT, 'users are never deleted, only disabled');
+END;
+
+CREATE TRIGGER users_keys_immutable BEFORE UPDATE OF name, created ON users
+BEGIN
+	SELECT RAISE(ABORT, 'a user''s name and creation time never change');
+END;
+
+CREATE TABLE devices (
+	id            TEXT PRIMARY KEY CHECK (id <> ''),
+	user          TEXT NOT NULL REFERENCES users (name),
+	name          TEXT NOT NULL,
+	key_hash      TEXT NOT NULL,
+	created       INTEGER NOT NULL,
+	last_seen     INTEGER,
+	revoked       INTEGER,
+	revoke_reason TEXT NOT NULL,
+	cert_serial   TEXT NOT NULL,
+	cert_expires  INTEGER
+) STRICT;
+
+CREATE INDEX devices_by_user ON devices (user, created, id);
+CREATE INDEX devices_by_created ON devices (created, id);
+
+CREATE TRIGGER devices_keys_immutable BEFORE UPDATE OF id, user, created ON devices
+BEGIN
+	SELECT RAISE(ABORT, 'a device''s id, user and creation time never change');
+END;
+
+CREATE TABLE sessions (
+	id        TEXT PRIMARY KEY CHECK (id <> ''),
+	user      TEXT NOT NULL REFERENCES users (name),
+	created   INTEGER NOT NULL,
+	auth_time INTEGER,
+	factors   TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(factors) AND json_type(factors) = 'array'),
+	expires   INTEGER NOT NULL,
+	last_seen INTEGER,
+	addr      TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX sessions_by_user ON sessions (user);
+CREATE INDEX sessions_by_expires ON sessions (expires);
+
+CREATE TRIGGER sessions_keys_immutable BEFORE UPDATE OF id, user, created ON sessions
+BEGIN
+	SELECT RAISE(ABORT, 'a session''s id, user and creation time never change');
+END;
+
+ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT '';
 `},
 }
 

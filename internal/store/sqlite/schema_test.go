@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"noops/internal/errkind"
 	"noops/internal/store"
@@ -53,7 +55,7 @@ func TestMigrateFromEmptyFile(t *testing.T) {
 		if v := userVersion(t, db.w); v != len(migrations) {
 			t.Errorf("Open #%d: user_version = %d, want %d", i, v, len(migrations))
 		}
-		if got, want := strings.Join(tables(t, db.w), " "), "apps audit events releases sandboxes"; got != want {
+		if got, want := strings.Join(tables(t, db.w), " "), "apps audit devices events releases sandboxes sessions users"; got != want {
 			t.Errorf("Open #%d: tables = %s, want %s", i, got, want)
 		}
 		var mode string
@@ -219,5 +221,142 @@ func TestReadersCannotWrite(t *testing.T) {
 	_, err := db.r.Exec(`INSERT INTO audit (time, actor, action, target, status, detail) VALUES (0, '', 'x', '', 0, '')`)
 	if err == nil || !strings.Contains(err.Error(), "readonly") {
 		t.Errorf("writing through the read pool = %v, want it refused", err)
+	}
+}
+
+// TestMigrateAuditToChain opens a database of the version before the
+// audit chain: its entries keep no hash, and the chain starts after them.
+func TestMigrateAuditToChain(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "state.db")
+	v := slices.IndexFunc(migrations, func(m migration) bool { return m.name == "users, devices, sessions, audit hash" })
+	if v < 0 {
+		t.Fatal("no migration adds the audit hash")
+	}
+	w, err := openPool(path, false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, w, "state.db", migrations[:v]); err != nil {
+		t.Fatalf("migrating to version %d: %v", v, err)
+	}
+	const legacy = 3
+	for i := range legacy {
+		if _, err := w.Exec(`INSERT INTO audit (time, actor, action, target, status, detail) VALUES (?, 'uid:0', 'POST /v1/apps', 'app:web', 201, '')`,
+			int64(i)); err != nil {
+			t.Fatalf("appending a version %d audit entry: %v", v, err)
+		}
+	}
+	w.Close()
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open of a version %d database: %v", v, err)
+	}
+	defer db.Close()
+	if got := userVersion(t, db.w); got != len(migrations) {
+		t.Errorf("user_version after Open = %d, want %d", got, len(migrations))
+	}
+	old, err := db.ListAudit(ctx, 0, 0)
+	if err != nil || len(old) != legacy {
+		t.Fatalf("ListAudit after migrating = %+v, %v; want the %d old entries", old, err, legacy)
+	}
+	for _, e := range old {
+		if e.Hash != "" {
+			t.Errorf("old entry %d has hash %q after migrating, want none", e.Seq, e.Hash)
+		}
+	}
+	for i := range 2 {
+		e, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "user:ana", Action: "POST /v1/users", Status: 201})
+		if err != nil {
+			t.Fatalf("AppendAudit #%d after migrating: %v", i, err)
+		}
+		if i == 0 && (e.Seq != legacy+1 || e.Hash != store.AuditHash("", e)) {
+			t.Errorf("first entry after migrating = %+v, want Seq %d chained to \"\"", e, legacy+1)
+		}
+	}
+	all, err := db.ListAudit(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := store.VerifyAudit(all); c.Entries != legacy+2 || c.Unhashed != legacy || c.BrokenAt != 0 {
+		t.Errorf("VerifyAudit after migrating = %+v, want %d entries, %d unhashed, intact", c, legacy+2, legacy)
+	}
+	if _, err := db.CreateUser(ctx, store.User{Name: "ana"}); err != nil {
+		t.Errorf("CreateUser after migrating: %v", err)
+	}
+}
+
+// TestIdentitySchemaRefuses issues raw SQL past the Go code: the schema
+// itself must keep users, refuse to change the keys of users, devices and
+// sessions, and keep their JSON columns JSON.
+func TestIdentitySchemaRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		sql  string
+		msg  string
+	}{
+		{"user delete", `DELETE FROM users WHERE name = 'ana'`, "never deleted"},
+		{"user replace", `INSERT OR REPLACE INTO users (name, created, password_hash, totp_secret) VALUES ('ana', 0, '', '')`,
+			"never deleted"},
+		{"user name", `UPDATE users SET name = 'eve' WHERE name = 'ana'`, "never change"},
+		{"user created", `UPDATE users SET created = 0`, "never change"},
+		{"user roles not JSON", `UPDATE users SET roles = 'admin'`, "CHECK"},
+		{"user roles not a list", `UPDATE users SET roles = '{"admin":true}'`, "CHECK"},
+		{"user passkeys not JSON", `UPDATE users SET passkeys = '['`, "CHECK"},
+		{"user habits not JSON", `UPDATE users SET habits = '{'`, "CHECK"},
+		{"user failed logins", `UPDATE users SET failed_logins = -1`, "CHECK"},
+		{"user disabled", `UPDATE users SET disabled = 2`, "CHECK"},
+		{"device id", `UPDATE devices SET id = 'other'`, "never change"},
+		{"device user", `UPDATE devices SET user = 'bob'`, "never change"},
+		{"device created", `UPDATE devices SET created = 0`, "never change"},
+		{"device of no user", `INSERT INTO devices (id, user, name, key_hash, created, revoke_reason, cert_serial)
+			VALUES ('d2', 'nope', '', '', 0, '', '')`, "FOREIGN KEY"},
+		{"session id", `UPDATE sessions SET id = 'other'`, "never change"},
+		{"session user", `UPDATE sessions SET user = 'bob'`, "never change"},
+		{"session created", `UPDATE sessions SET created = 0`, "never change"},
+		{"session factors not a list", `UPDATE sessions SET factors = '"totp"'`, "CHECK"},
+		{"session of no user", `INSERT INTO sessions (id, user, created, expires, addr) VALUES ('s2', 'nope', 0, 0, '')`,
+			"FOREIGN KEY"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openTemp(t)
+			t.Cleanup(func() { db.Close() })
+			ctx := t.Context()
+			u, err := db.CreateUser(ctx, store.User{Name: "ana", Roles: []string{"admin"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CreateUser(ctx, store.User{Name: "bob"}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := db.CreateDevice(ctx, store.Device{ID: "d1", User: "ana", KeyHash: "ab12"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := db.CreateSession(ctx, store.Session{ID: "s1", User: "ana", Expires: u.Created.Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			_, err = db.w.Exec(tc.sql)
+			if err == nil {
+				t.Fatalf("%s = nil error, want the schema to refuse it", tc.sql)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("%s = %v, want an error mentioning %q", tc.sql, err, tc.msg)
+			}
+			// Nothing changed.
+			if got, err := db.GetUser(ctx, "ana"); err != nil || !got.Created.Equal(u.Created) || !slices.Equal(got.Roles, u.Roles) {
+				t.Errorf("user ana after %q = %+v, %v; want it unchanged", tc.sql, got, err)
+			}
+			if got, err := db.GetDevice(ctx, "d1"); err != nil || got != d {
+				t.Errorf("device d1 after %q = %+v, %v; want it unchanged", tc.sql, got, err)
+			}
+			if got, err := db.GetSession(ctx, "s1"); err != nil || got.User != s.User || !got.Created.Equal(s.Created) {
+				t.Errorf("session s1 after %q = %+v, %v; want it unchanged", tc.sql, got, err)
+			}
+		})
 	}
 }

@@ -10,7 +10,9 @@
 // versioned (PRAGMA user_version) and migrated on Open; the rules that
 // matter most are enforced by the schema itself, so no code path can
 // break them: releases are immutable except for status and reason, the
-// audit log is append-only, release numbers never go back.
+// audit log is append-only, release numbers never go back, users are never
+// deleted and no user, device or session changes its name, ID, user or
+// creation time.
 package sqlite
 
 import (
@@ -222,6 +224,23 @@ func nanos(t time.Time, what string) (int64, error) {
 
 // fromNanos is the inverse of nanos, in UTC.
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// optNanos is nanos for a time that may be unset: the zero time is NULL
+// instead of now.
+func optNanos(t time.Time, what string) (any, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	return nanos(t, what)
+}
+
+// fromOptNanos is the inverse of optNanos: NULL is the zero time.
+func fromOptNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromNanos(n.Int64)
+}
 
 func appNotFound(name string) error {
 	return errkind.Errorf(errkind.NotFound, "app %q not found", name)

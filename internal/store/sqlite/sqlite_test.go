@@ -215,4 +215,12 @@ func TestTwoHandlesOneFile(t *testing.T) {
 	if err != nil || len(boxes) != 2*perHandle {
 		t.Errorf("ListSandboxes(web) = %d sandboxes, %v; want %d", len(boxes), err, 2*perHandle)
 	}
+	// Each handle read the last hash in its own write transaction.
+	log, err := dbs[1].ListAudit(ctx, 0, store.MaxAuditLimit)
+	if err != nil {
+		t.Fatalf("ListAudit: %v", err)
+	}
+	if c := store.VerifyAudit(log); c.Entries != 2*perHandle || c.BrokenAt != 0 || c.Unhashed != 0 {
+		t.Errorf("VerifyAudit of the log both handles appended to = %+v, want %d entries, intact", c, 2*perHandle)
+	}
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,13 +25,17 @@ func testAudit(t *testing.T, s store.Store) {
 		{Time: t0.Add(1), Actor: "", Action: "POST /v1/users", Status: 500},
 	}
 	var want []store.AuditEntry
+	prev := ""
 	for i, e := range in {
+		e.Hash = "ignored"
 		got, err := s.AppendAudit(ctx, e)
 		ok(t, fmt.Sprintf("AppendAudit(%d)", i), err)
 		if i > 0 && got.Seq <= want[i-1].Seq {
 			t.Errorf("AppendAudit(%d).Seq = %d, want more than %d", i, got.Seq, want[i-1].Seq)
 		}
 		e.Seq = got.Seq
+		e.Hash = store.AuditHash(prev, e)
+		prev = e.Hash
 		checkAudit(t, fmt.Sprintf("AppendAudit(%d)", i), got, e)
 		want = append(want, e)
 	}
@@ -67,6 +72,9 @@ func testAudit(t *testing.T, s store.Store) {
 	hi := time.Now()
 	ok(t, "AppendAudit with a zero time", err)
 	between(t, "AppendAudit with a zero time .Time", e.Time, lo, hi)
+	if h := store.AuditHash(prev, e); e.Hash != h {
+		t.Errorf("AppendAudit with a zero time .Hash = %q, want %q (over the time it returned)", e.Hash, h)
+	}
 	log, err = s.ListAudit(ctx, want[2].Seq, 0)
 	ok(t, "ListAudit", err)
 	if len(log) != 1 {
@@ -127,5 +135,62 @@ func testAuditErrors(t *testing.T, s store.Store) {
 	ok(t, "ListAudit", err)
 	if len(log) != 0 {
 		t.Errorf("ListAudit after a refused AppendAudit = %+v, want nothing", log)
+	}
+}
+
+// testAuditChain appends entries one by one and from many goroutines at
+// once: the log read back must be one intact chain.
+func testAuditChain(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const (
+		before  = 5
+		workers = 8
+		each    = 5
+		total   = before + workers*each
+	)
+	var (
+		mu       sync.Mutex
+		appended = map[int64]store.AuditEntry{}
+	)
+	appendOne := func(e store.AuditEntry) error {
+		got, err := s.AppendAudit(ctx, e)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		appended[got.Seq] = got
+		mu.Unlock()
+		return nil
+	}
+	for i := range before {
+		ok(t, fmt.Sprintf("AppendAudit(%d)", i), appendOne(store.AuditEntry{Time: t0.Add(time.Duration(i)), Actor: "uid:0",
+			Action: "POST /v1/apps", Target: "app:web", Status: 201, Detail: fmt.Sprintf("entry %d", i)}))
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				// Zero times: the store picks them, and the hash must
+				// cover the one it keeps.
+				err := appendOne(store.AuditEntry{Actor: fmt.Sprintf("worker %d", w), Action: "POST /v1/apps/{app}/scale",
+					Status: 200, Detail: fmt.Sprintf("call %d", i)})
+				if err != nil {
+					t.Errorf("worker %d: AppendAudit #%d: %v", w, i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	all, err := s.ListAudit(ctx, 0, store.MaxAuditLimit)
+	ok(t, "ListAudit", err)
+	if len(all) != total {
+		t.Fatalf("ListAudit after %d appends = %d entries, want %d", total, len(all), total)
+	}
+	for i, e := range all {
+		checkAudit(t, fmt.Sprintf("ListAudit()[%d]", i), e, appended[e.Seq])
+	}
+	if c := store.VerifyAudit(all); c.Entries != total || c.BrokenAt != 0 || c.Unhashed != 0 {
+		t.Errorf("VerifyAudit(the log) = %+v, want %d entries, intact, none unhashed", c, total)
 	}
 }

@@ -2,8 +2,9 @@
 // implementation (store/sqlite today, PostgreSQL later) must pass Run
 // unchanged: it pins down what callers rely on beyond the method set, such
 // as error kinds and messages, release numbering, Promote, cascading
-// deletes, which releases may be deleted, times to the nanosecond in UTC,
-// ordering, and safety under concurrent use.
+// deletes, which releases may be deleted, the audit log's hash chain,
+// users, devices and sessions, times to the nanosecond in UTC, ordering,
+// and safety under concurrent use.
 package storetest
 
 import (
@@ -48,9 +49,20 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"AuditLimits", testAuditLimits},
 		{"AuditErrors", testAuditErrors},
+		{"AuditChain", testAuditChain},
 		{"Events", testEvents},
+		{"Users", testUsers},
+		{"CreateUserErrors", testCreateUserErrors},
+		{"UpdateUser", testUpdateUser},
+		{"Devices", testDevices},
+		{"DeviceErrors", testDeviceErrors},
+		{"UpdateDevice", testUpdateDevice},
+		{"Sessions", testSessions},
+		{"UpdateSession", testUpdateSession},
+		{"DeleteSessions", testDeleteSessions},
 		{"ConcurrentCreateRelease", testConcurrentCreateRelease},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"ConcurrentUpdateUser", testConcurrentUpdateUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,226 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"noops/internal/errkind"
+	"noops/internal/gateway/policy"
+	"noops/internal/gateway/trust"
+	"noops/internal/identity"
+	"noops/internal/store"
+)
+
+// Headers the gateway sets on requests it lets through, after removing
+// whatever the client sent under these names.
+const (
+	HeaderUser   = "X-Noops-User"
+	HeaderRoles  = "X-Noops-Roles"
+	HeaderDevice = "X-Noops-Device"
+	HeaderTrust  = "X-Noops-Trust"
+)
+
+// Prefix is the path under every app host that the access layer serves
+// itself (sign-in, sign-out, whoami).
+const Prefix = "/.noops/"
+
+// who is the authenticated caller of a request.
+type who struct {
+	user    store.User
+	device  *identity.DeviceIdentity
+	session *store.Session
+	token   string // the session cookie's token, to renew it
+	renewed bool
+}
+
+// Admit decides one request to app: it returns true when the request may
+// go on to the app; otherwise it has written the answer (a sign-in page or
+// redirect, 401 or 403 with the reason). It implements gateway.Guard.
+func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool {
+	h := r.Header
+	for _, k := range []string{HeaderUser, HeaderRoles, HeaderDevice, HeaderTrust} {
+		delete(h, k)
+	}
+	rule := (*a.apps.Load())[app]
+	if rule == nil {
+		a.refuse(w, r, app, nil, http.StatusForbidden, fmt.Sprintf("%s has no access policy yet: no release of it is live", app))
+		return false
+	}
+	if rule.set.Public() {
+		return true
+	}
+	if strings.HasPrefix(r.URL.Path, Prefix) {
+		a.serveOwn(w, r, app)
+		return false
+	}
+	c, err := a.identify(r.Context(), r)
+	if err != nil {
+		a.unauthenticated(w, r, app, err)
+		return false
+	}
+	now := a.cfg.Now()
+	minTrust, reauth, route := rule.access.Rule(r.URL.Path)
+	if reauth > 0 && c.session != nil && now.Sub(c.session.AuthTime) > reauth {
+		a.stepUp(w, r, app, route, reauth)
+		return false
+	}
+	in := a.signals(c, r, now)
+	score := a.cfg.Weights.Score(in)
+	req := policy.Request{
+		Principal: policy.Principal{Kind: "user", Name: c.user.Name, Roles: c.user.Roles},
+		Action:    r.Method, App: app, Path: r.URL.Path, Trust: score,
+		SourceIP: clientAddr(r), Time: now,
+	}
+	if c.device != nil {
+		req.MTLS, req.Device = c.device.ID, c.device.Device.ID
+	}
+	d := rule.set.Authorize(req)
+	if !d.Allow {
+		a.refuse(w, r, app, c, http.StatusForbidden, d.Reason)
+		a.log.Info("access denied", "app", app, "user", c.user.Name, "device", req.Device, "method", r.Method, "path", r.URL.Path,
+			"trust", score.String(), "min_trust", minTrust, "reason", d.Reason, "policies", d.Policies)
+		return false
+	}
+	if a.log.Enabled(r.Context(), debugLevel) {
+		a.log.Log(r.Context(), debugLevel, "access allowed", "app", app, "user", c.user.Name, "device", req.Device, "method", r.Method,
+			"path", r.URL.Path, "trust", score.String(), "reason", d.Reason, "policies", d.Policies)
+	}
+	if c.renewed {
+		a.setCookie(w, c.token)
+	}
+	h[HeaderUser] = []string{c.user.Name}
+	if len(c.user.Roles) > 0 {
+		h[HeaderRoles] = []string{strings.Join(c.user.Roles, ",")}
+	}
+	if c.device != nil {
+		h[HeaderDevice] = []string{c.device.Device.ID}
+	}
+	h[HeaderTrust] = []string{strconv.Itoa(score.Total)}
+	return true
+}
+
+const debugLevel = -4
+
+// identify finds the caller: a device certificate wins over a cookie.
+// No credential at all is errkind.Unauthenticated with "no credentials".
+func (a *Access) identify(ctx context.Context, r *http.Request) (*who, error) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		d, err := a.id.VerifyDevice(ctx, r.TLS.PeerCertificates)
+		if err != nil {
+			return nil, err
+		}
+		return &who{user: d.User, device: &d}, nil
+	}
+	ck, err := r.Cookie(CookieName)
+	if err != nil {
+		return nil, errNoCredentials
+	}
+	sess, u, renewed, err := a.id.Session(ctx, ck.Value)
+	if err != nil {
+		return nil, err
+	}
+	return &who{user: u, session: &sess, token: ck.Value, renewed: renewed}, nil
+}
+
+var errNoCredentials = errkind.Errorf(errkind.Unauthenticated, "sign in first: no session and no device certificate")
+
+// signals gathers what the trust score is made of.
+func (a *Access) signals(c *who, r *http.Request, now time.Time) trust.Input {
+	addr := clientAddr(r)
+	place := identity.PlaceOf(c.user.Habits, addr.String(), now)
+	in := trust.Input{
+		KnownNetwork: place.KnownNetwork, NewLocation: place.NewLocation, UsualHours: place.UsualHours,
+		FailedLogins: c.user.FailedLogins,
+	}
+	if a.cfg.WAFHits != nil {
+		in.WAFHits = a.cfg.WAFHits(addr.String())
+	}
+	switch {
+	case c.device != nil:
+		// A device got its certificate by signing in with every factor
+		// its user has, and proves its key on every connection.
+		in.Password, in.DeviceCert = true, true
+		in.SecondFactor = c.user.TOTPSecret != "" && !c.user.TOTPPending
+		in.DeviceAge = now.Sub(c.device.Device.Created)
+	case c.session != nil:
+		for _, f := range c.session.Factors {
+			switch f {
+			case identity.FactorPassword:
+				in.Password = true
+			case identity.FactorTOTP, identity.FactorPasskey:
+				in.SecondFactor = true
+			}
+		}
+	}
+	return in
+}
+
+// unauthenticated answers a request without (good) credentials: browsers
+// go to the sign-in page, other clients get 401 with the reason.
+func (a *Access) unauthenticated(w http.ResponseWriter, r *http.Request, app string, err error) {
+	reason := err.Error()
+	if hint := errkind.HintOf(err); hint != "" {
+		reason += " (" + hint + ")"
+	}
+	if !errkind.Is(err, errkind.Unauthenticated) && !errkind.Is(err, errkind.Permission) {
+		a.log.Error("identifying a caller", "app", app, "err", err)
+		reason = "the platform could not check your credentials; try again"
+	}
+	if wantsHTML(r) && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		a.audit(store.AuditEntry{Time: a.cfg.Now(), Actor: "anonymous " + clientAddr(r).String(), Action: "deny " + r.Method + " " + r.URL.Path,
+			Target: "app:" + app, Status: http.StatusFound, Detail: reason})
+		http.Redirect(w, r, loginURL(r.URL.RequestURI(), false), http.StatusFound)
+		return
+	}
+	a.refuse(w, r, app, nil, http.StatusUnauthorized, reason)
+}
+
+func (a *Access) stepUp(w http.ResponseWriter, r *http.Request, app, route string, reauth time.Duration) {
+	reason := fmt.Sprintf("route %s of %s asks for a sign-in within the last %s", route, app, reauth)
+	if wantsHTML(r) {
+		http.Redirect(w, r, loginURL(r.URL.RequestURI(), true), http.StatusFound)
+		return
+	}
+	a.refuse(w, r, app, nil, http.StatusUnauthorized, reason)
+}
+
+func loginURL(rd string, step bool) string {
+	q := url.Values{"rd": {rd}}
+	if step {
+		q.Set("step", "1")
+	}
+	return Prefix + "login?" + q.Encode()
+}
+
+func wantsHTML(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// refuse writes a 401 or 403 with the reason and audits it.
+func (a *Access) refuse(w http.ResponseWriter, r *http.Request, app string, c *who, status int, reason string) {
+	actor := "anonymous " + clientAddr(r).String()
+	if c != nil {
+		actor = "user:" + c.user.Name
+		if c.device != nil {
+			actor += " device:" + c.device.Device.ID
+		}
+	}
+	a.audit(store.AuditEntry{Time: a.cfg.Now(), Actor: actor, Action: "deny " + r.Method + " " + r.URL.Path, Target: "app:" + app, Status: status, Detail: reason})
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	if status == http.StatusUnauthorized {
+		hdr.Set("WWW-Authenticate", `Noops realm="`+hostOnly(r.Host)+`", hint="noops login, or sign in at `+Prefix+`login"`)
+	}
+	if wantsHTML(r) {
+		a.page(w, status, pageData{Title: http.StatusText(status), Message: reason, App: app})
+		return
+	}
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), reason)
+}

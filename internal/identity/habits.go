@@ -1,0 +1,103 @@
+package identity
+
+import (
+	"encoding/json"
+	"net/netip"
+	"sort"
+	"time"
+)
+
+// habits is what the service learned of a user at successful sign-ins:
+// the networks they came from (an IPv4 /24 or an IPv6 /64, with when it
+// was last seen) and how many sign-ins fell in each hour of the day (UTC).
+type habits struct {
+	Networks map[string]int64 `json:"networks,omitempty"` // prefix → last seen, Unix seconds
+	Hours    [24]int          `json:"hours"`
+}
+
+// Bounds of what is learned.
+const (
+	maxNetworks = 32 // the least recently seen is forgotten first
+	// usualAfter is how many sign-ins it takes before hours mean anything.
+	usualAfter = 5
+)
+
+func readHabits(raw json.RawMessage) habits {
+	var h habits
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &h) // what cannot be read is learned again
+	}
+	if h.Networks == nil {
+		h.Networks = map[string]int64{}
+	}
+	return h
+}
+
+// network returns the prefix that stands for addr's network, or "".
+func network(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ""
+	}
+	ip = ip.Unmap()
+	bits := 24
+	if ip.Is6() {
+		bits = 64
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// learn records a successful sign-in from addr at t.
+func learn(raw json.RawMessage, addr string, t time.Time) json.RawMessage {
+	h := readHabits(raw)
+	if n := network(addr); n != "" {
+		h.Networks[n] = t.Unix()
+	}
+	if len(h.Networks) > maxNetworks {
+		type seen struct {
+			net string
+			at  int64
+		}
+		all := make([]seen, 0, len(h.Networks))
+		for n, at := range h.Networks {
+			all = append(all, seen{n, at})
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].at < all[j].at })
+		for _, s := range all[:len(all)-maxNetworks] {
+			delete(h.Networks, s.net)
+		}
+	}
+	h.Hours[t.UTC().Hour()]++
+	out, _ := json.Marshal(h)
+	return out
+}
+
+// Place says what the habits make of a request from addr at t.
+type Place struct {
+	KnownNetwork bool // addr is in a network the user signed in from
+	NewLocation  bool // the user has known networks and addr is in none of them
+	UsualHours   bool // the user often signs in at this hour (or the next or previous)
+}
+
+// PlaceOf judges a request of a user from addr at t.
+func PlaceOf(raw json.RawMessage, addr string, t time.Time) Place {
+	h := readHabits(raw)
+	var p Place
+	if n := network(addr); n != "" && len(h.Networks) > 0 {
+		_, p.KnownNetwork = h.Networks[n]
+		p.NewLocation = !p.KnownNetwork
+	}
+	total := 0
+	for _, c := range h.Hours {
+		total += c
+	}
+	if total >= usualAfter {
+		hr := t.UTC().Hour()
+		p.UsualHours = h.Hours[hr]+h.Hours[(hr+1)%24]+h.Hours[(hr+23)%24] > 0
+	}
+	return p
+}

@@ -171,6 +171,12 @@ func (a *Access) unauthenticated(w http.ResponseWriter, r *http.Request, app str
 		a.log.Error("identifying a caller", "app", app, "err", err)
 		reason = "the platform could not check your credentials; try again"
 	}
+	if errkind.Is(err, errkind.Permission) {
+		// Who it is is known, and no longer trusted (a revoked device, a
+		// disabled user): signing in again in a browser would not help.
+		a.refuse(w, r, app, nil, http.StatusForbidden, reason)
+		return
+	}
 	if wantsHTML(r) && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
 		a.audit(store.AuditEntry{Time: a.cfg.Now(), Actor: "anonymous " + clientAddr(r).String(), Action: "deny " + r.Method + " " + r.URL.Path,
 			Target: "app:" + app, Status: http.StatusFound, Detail: reason})

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,10 +15,19 @@ import (
 	"noops/internal/errkind"
 )
 
+// Remote says how to reach the remote API.
+type Remote struct {
+	Cert  *tls.Certificate // the device's; nil before it has one
+	Roots *x509.CertPool   // the platform CA; nil trusts the system's roots
+	// Connect, when set, is the address dialled whatever the URL's host
+	// resolves to (like curl --connect-to): for names without DNS.
+	Connect string
+}
+
 // NewRemote returns a client of the remote API at base
-// ("https://api.example.test"), presenting cert (nil before the device has
-// one) and trusting roots (the platform CA; nil trusts the system's).
-func NewRemote(base string, cert *tls.Certificate, roots *x509.CertPool) (*Client, error) {
+// ("https://api.example.test").
+func NewRemote(base string, o Remote) (*Client, error) {
+	cert, roots := o.Cert, o.Roots
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, errkind.Errorf(errkind.Invalid, "NOOPS_URL %q is not https://HOST[:PORT]", base)
@@ -29,6 +39,13 @@ func NewRemote(base string, cert *tls.Certificate, roots *x509.CertPool) (*Clien
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, DisableCompression: true,
 		TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 30 * time.Second}
+	if o.Connect != "" {
+		to := o.Connect
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, to)
+		}
+	}
 	return &Client{hc: &http.Client{Transport: tr}, base: strings.TrimSuffix(base, "/"), sock: base}, nil
 }
 

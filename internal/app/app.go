@@ -67,7 +67,8 @@ type Config struct {
 	Version     string
 
 	// Tuning, mostly for tests.
-	StartTimeout time.Duration
+	StartTimeout  time.Duration
+	DeviceCertTTL time.Duration // device certificates (default 1h)
 }
 
 func (c Config) runc() string {
@@ -254,7 +255,7 @@ func (a *App) startCA(context.Context) error {
 // startAccess opens the identity store and the access layer that guards
 // every app and the remote API.
 func (a *App) startAccess(ctx context.Context) error {
-	a.identity = identity.New(identity.Config{Domain: a.cfg.Domain, Issuer: a.ca, Logger: a.log}, a.store)
+	a.identity = identity.New(identity.Config{Domain: a.cfg.Domain, Issuer: a.ca, Logger: a.log, DeviceCertTTL: a.cfg.DeviceCertTTL}, a.store)
 	a.access = access.New(access.Config{Identity: a.identity, Audit: a.store, Logger: a.log})
 	if err := a.access.Start(ctx); err != nil {
 		return err

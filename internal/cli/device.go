@@ -167,7 +167,7 @@ func (e *env) remoteClient(ctx context.Context, base string) (*apiclient.Client,
 	if err != nil {
 		return nil, err
 	}
-	cl, err := apiclient.NewRemote(base, c.cert, c.root)
+	cl, err := apiclient.NewRemote(base, apiclient.Remote{Cert: c.cert, Roots: c.root, Connect: os.Getenv("NOOPS_CONNECT")})
 	if err != nil || c.cert == nil || c.cert.Leaf == nil {
 		return cl, err
 	}
@@ -178,7 +178,7 @@ func (e *env) remoteClient(ctx context.Context, base string) (*apiclient.Client,
 			fmt.Fprintf(e.stderr, "noops: warning: renewing the device certificate: %v\n", err)
 			return cl, nil
 		}
-		return apiclient.NewRemote(base, c.cert, c.root)
+		return apiclient.NewRemote(base, apiclient.Remote{Cert: c.cert, Roots: c.root, Connect: os.Getenv("NOOPS_CONNECT")})
 	}
 	return cl, nil
 }

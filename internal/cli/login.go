@@ -63,7 +63,7 @@ with NOOPS_URL set present it, and renew it at half its life.`,
 			if err != nil {
 				return err
 			}
-			cl, err := apiclient.NewRemote(base, nil, roots)
+			cl, err := apiclient.NewRemote(base, apiclient.Remote{Roots: roots, Connect: os.Getenv("NOOPS_CONNECT")})
 			if err != nil {
 				return err
 			}

@@ -9,15 +9,25 @@ import (
 
 // habits is what the service learned of a user at successful sign-ins:
 // the networks they came from (an IPv4 /24 or an IPv6 /64, with when it
-// was last seen) and how many sign-ins fell in each hour of the day (UTC).
+// was first and last seen) and how many sign-ins fell in each hour of the
+// day (UTC).
 type habits struct {
-	Networks map[string]int64 `json:"networks,omitempty"` // prefix → last seen, Unix seconds
-	Hours    [24]int          `json:"hours"`
+	Networks map[string]seen `json:"networks,omitempty"`
+	Hours    [24]int         `json:"hours"`
+}
+
+// seen is when a network was first and last seen, Unix seconds.
+type seen struct {
+	First int64 `json:"first"`
+	Last  int64 `json:"last"`
 }
 
 // Bounds of what is learned.
 const (
 	maxNetworks = 32 // the least recently seen is forgotten first
+	// knownAfter is how long a network must have been seen before it
+	// counts as known: a sign-in does not vouch for itself.
+	knownAfter = 24 * time.Hour
 	// usualAfter is how many sign-ins it takes before hours mean anything.
 	usualAfter = 5
 )
@@ -28,7 +38,7 @@ func readHabits(raw json.RawMessage) habits {
 		_ = json.Unmarshal(raw, &h) // what cannot be read is learned again
 	}
 	if h.Networks == nil {
-		h.Networks = map[string]int64{}
+		h.Networks = map[string]seen{}
 	}
 	return h
 }
@@ -55,20 +65,25 @@ func network(addr string) string {
 func learn(raw json.RawMessage, addr string, t time.Time) json.RawMessage {
 	h := readHabits(raw)
 	if n := network(addr); n != "" {
-		h.Networks[n] = t.Unix()
+		s, ok := h.Networks[n]
+		if !ok {
+			s.First = t.Unix()
+		}
+		s.Last = t.Unix()
+		h.Networks[n] = s
 	}
 	if len(h.Networks) > maxNetworks {
-		type seen struct {
-			net string
-			at  int64
+		type entry struct {
+			net  string
+			last int64
 		}
-		all := make([]seen, 0, len(h.Networks))
-		for n, at := range h.Networks {
-			all = append(all, seen{n, at})
+		all := make([]entry, 0, len(h.Networks))
+		for n, s := range h.Networks {
+			all = append(all, entry{n, s.Last})
 		}
-		sort.Slice(all, func(i, j int) bool { return all[i].at < all[j].at })
-		for _, s := range all[:len(all)-maxNetworks] {
-			delete(h.Networks, s.net)
+		sort.Slice(all, func(i, j int) bool { return all[i].last < all[j].last })
+		for _, e := range all[:len(all)-maxNetworks] {
+			delete(h.Networks, e.net)
 		}
 	}
 	h.Hours[t.UTC().Hour()]++
@@ -78,8 +93,8 @@ func learn(raw json.RawMessage, addr string, t time.Time) json.RawMessage {
 
 // Place says what the habits make of a request from addr at t.
 type Place struct {
-	KnownNetwork bool // addr is in a network the user signed in from
-	NewLocation  bool // the user has known networks and addr is in none of them
+	KnownNetwork bool // addr is in a network the user has signed in from for a day or more
+	NewLocation  bool // the user has known networks and never signed in from addr's
 	UsualHours   bool // the user often signs in at this hour (or the next or previous)
 }
 
@@ -87,9 +102,18 @@ type Place struct {
 func PlaceOf(raw json.RawMessage, addr string, t time.Time) Place {
 	h := readHabits(raw)
 	var p Place
-	if n := network(addr); n != "" && len(h.Networks) > 0 {
-		_, p.KnownNetwork = h.Networks[n]
-		p.NewLocation = !p.KnownNetwork
+	if n := network(addr); n != "" {
+		cut := t.Add(-knownAfter).Unix()
+		s, seenHere := h.Networks[n]
+		p.KnownNetwork = seenHere && s.First <= cut
+		if !seenHere {
+			for _, o := range h.Networks {
+				if o.First <= cut {
+					p.NewLocation = true
+					break
+				}
+			}
+		}
 	}
 	total := 0
 	for _, c := range h.Hours {

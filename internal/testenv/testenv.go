@@ -46,7 +46,8 @@ type Env struct {
 
 // Options tune an Env.
 type Options struct {
-	StartTimeout time.Duration // per-sandbox health deadline (default 20s)
+	StartTimeout  time.Duration // per-sandbox health deadline (default 20s)
+	DeviceCertTTL time.Duration // device certificates' lifetime (default the platform's)
 }
 
 var (
@@ -123,6 +124,7 @@ func Start(t *testing.T, opts Options) *Env {
 	}
 	t.Cleanup(func() { os.RemoveAll(data) })
 	cfg := config(t, data, testWriter{t, ended}, opts.StartTimeout)
+	cfg.DeviceCertTTL = opts.DeviceCertTTL
 	e := &Env{Data: data, Domain: cfg.Domain, cfg: cfg}
 	e.start(t)
 	cfg.HTTPS = e.HTTPS // a restart keeps the port

@@ -14,14 +14,14 @@ type Kind int
 // The kinds. Internal is the zero value: an error nobody classified is a bug
 // or an unexpected failure, never the user's fault.
 const (
-	Internal    Kind = iota // unexpected failure inside the platform
-	Invalid                 // the request or input is malformed or not acceptable
-	NotFound                // the named thing does not exist
-	Conflict                // the request clashes with the current state
-	Permission              // the caller may not do this
-	Unavailable             // a dependency or resource is missing or exhausted; retry may work
-	Unauthenticated         // the caller has not proven who they are (sign in)
-	TooMany                 // the caller asked too often; retry later
+	Internal        Kind = iota // unexpected failure inside the platform
+	Invalid                     // the request or input is malformed or not acceptable
+	NotFound                    // the named thing does not exist
+	Conflict                    // the request clashes with the current state
+	Permission                  // the caller may not do this
+	Unavailable                 // a dependency or resource is missing or exhausted; retry may work
+	Unauthenticated             // the caller has not proven who they are (sign in)
+	TooMany                     // the caller asked too often; retry later
 )
 
 var names = [...]string{"internal", "invalid", "not_found", "conflict", "permission", "unavailable", "unauthenticated", "too_many"}

@@ -237,7 +237,7 @@ func tlsConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Co
 		// them (chain, expiry, revocation) and says what is wrong, which a
 		// failed handshake could not.
 		ClientAuth: tls.RequestClientCert,
-		NextProtos:     []string{"h2", "http/1.1"},
+		NextProtos: []string{"h2", "http/1.1"},
 		CipherSuites: []uint16{ // TLS 1.2 only; TLS 1.3 suites are not configurable
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,

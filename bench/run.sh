@@ -3,7 +3,8 @@
 #   core     issue 2: deploy vs go build, gateway vs nginx   (bench/core.sh)
 #   builds   issue 3: image size and rebuild vs ko, rebase   (bench/builds.sh)
 #   cold     issue 4: cold start vs runc run and podman run  (bench/coldstart.sh)
-# With no argument runs all three in that order, and fails if one failed.
+#   access   issue 5: access layer vs public app, handshakes (bench/access.sh)
+# With no argument runs all four in that order, and fails if one failed.
 # Needs root. Results and summaries: bench/out/. See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,15 +12,17 @@ case "${1:-all}" in
 core) exec ./core.sh ;;
 builds) exec ./builds.sh ;;
 cold) exec ./coldstart.sh ;;
+access) exec ./access.sh ;;
 all)
   rc=0
   ./core.sh || rc=$?
   ./builds.sh || rc=$?
   ./coldstart.sh || rc=$?
+  ./access.sh || rc=$?
   exit "$rc"
   ;;
 *)
-  echo "usage: bench/run.sh [core|builds|cold]" >&2
+  echo "usage: bench/run.sh [core|builds|cold|access]" >&2
   exit 2
   ;;
 esac

@@ -46,7 +46,7 @@ func TestServerKill9(t *testing.T) {
 	}
 	start := func() *exec.Cmd {
 		t.Helper()
-		cmd := exec.Command(noops, "server", "--data", data, "--https", https, "--http", "off", "--stop-sandboxes")
+		cmd := exec.Command(noops, "server", "--data", data, "--https", https, "--http", "off", "--internal", ":0", "--stop-sandboxes")
 		cmd.Env = env
 		logf, err := os.OpenFile(filepath.Join(data, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {

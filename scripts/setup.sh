@@ -11,6 +11,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -d /usr/share/zoneinfo ] || need+=(tzdata)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v git >/dev/null 2>&1 || need+=(git)
+# The browser tests drive headless Chromium (Debian's package is chromium;
+# some distributions call the program chromium-browser).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then need+=(chromium); fi
 # Benchmarks compare against these peers.
 if [ "${NOOPS_SETUP_BENCH:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)

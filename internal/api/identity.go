@@ -17,11 +17,13 @@ import (
 type Identity interface {
 	AddUser(ctx context.Context, name, password string, roles []string) (store.User, error)
 	Users(ctx context.Context) ([]store.User, error)
+	User(ctx context.Context, name string) (store.User, error)
 	SetDisabled(ctx context.Context, name string, disabled bool) (store.User, error)
 	SetRoles(ctx context.Context, name string, roles []string) (store.User, error)
 	SetPassword(ctx context.Context, name, password string) (store.User, error)
 	EnrollTOTP(ctx context.Context, name string) (identity.Enrolment, error)
 	ConfirmTOTP(ctx context.Context, name, code string) error
+	ResetTOTP(ctx context.Context, name string) error
 	Devices(ctx context.Context, user string) ([]store.Device, error)
 	Revoke(ctx context.Context, id, reason string) (store.Device, error)
 	Authenticate(ctx context.Context, l identity.Login) (identity.Auth, error)
@@ -199,8 +201,17 @@ func (s *server) changeUser(w http.ResponseWriter, r *http.Request) error {
 		}
 		did = append(did, map[bool]string{true: "disabled", false: "enabled"}[*req.Disabled])
 	}
+	if req.ResetTOTP {
+		if err := s.cfg.Identity.ResetTOTP(r.Context(), name); err != nil {
+			return err
+		}
+		if u, err = s.cfg.Identity.User(r.Context(), name); err != nil {
+			return err
+		}
+		did = append(did, "TOTP reset")
+	}
 	if len(did) == 0 {
-		return errkind.Errorf(errkind.Invalid, "nothing to change: give disabled, roles or password")
+		return errkind.Errorf(errkind.Invalid, "nothing to change: give disabled, roles, password or reset_totp")
 	}
 	setDetail(r, joinRoles(did))
 	writeJSON(w, http.StatusOK, userOut(u))

@@ -27,6 +27,8 @@ type UserChange struct {
 	Disabled *bool     `json:"disabled,omitempty"`
 	Roles    *[]string `json:"roles,omitempty"`
 	Password *string   `json:"password,omitempty"`
+	// ResetTOTP removes the user's TOTP (a lost authenticator).
+	ResetTOTP bool `json:"reset_totp,omitempty"`
 }
 
 // TOTPEnrolment is a new TOTP secret to scan (POST /v1/users/{user}/totp).

@@ -28,6 +28,7 @@ import (
 	"noops/internal/gateway"
 	"noops/internal/identity"
 	"noops/internal/identity/ca"
+	"noops/internal/identity/workload"
 	"noops/internal/image"
 	"noops/internal/netns"
 	"noops/internal/observe/logs"
@@ -69,6 +70,10 @@ type Config struct {
 	// Tuning, mostly for tests.
 	StartTimeout  time.Duration
 	DeviceCertTTL time.Duration // device certificates (default 1h)
+	WorkloadTTL   time.Duration // workload SVIDs (default 1h)
+	// Internal is the gateway's internal mTLS listener for calls between
+	// workloads ("" → DefaultInternal; "off" disables it).
+	Internal string
 }
 
 func (c Config) runc() string {
@@ -88,6 +93,7 @@ type App struct {
 	ca       *ca.CA
 	identity *identity.Service
 	access   *access.Access
+	workload *workload.Provider
 	images   *image.Store
 	registry *registry.Registry
 	stacks   *stack.Manager
@@ -261,6 +267,11 @@ func (a *App) startAccess(ctx context.Context) error {
 		return err
 	}
 	a.started1("access", a.access.Stop)
+	a.workload = workload.New(workload.Config{Dir: a.path("identity"), Domain: a.cfg.Domain, Issuer: a.ca, TTL: a.cfg.WorkloadTTL, Logger: a.log})
+	if err := a.workload.Start(ctx); err != nil {
+		return err
+	}
+	a.started1("workload identities", a.workload.Stop)
 	return nil
 }
 
@@ -362,8 +373,17 @@ func (a *App) startBuilds(ctx context.Context) error {
 }
 
 func (a *App) startGateway(ctx context.Context) error {
-	g := gateway.New(gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
-		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access})
+	gc := gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
+		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access}
+	if a.cfg.Internal != "off" {
+		gc.InternalAddr = a.cfg.Internal
+		if gc.InternalAddr == "" {
+			gc.InternalAddr = DefaultInternal
+		}
+		gc.InternalTLS = internalTLS(a.ca, bridgeAddr(a.net.Subnet()))
+		gc.InternalFrom = []netip.Prefix{a.net.Subnet(), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	g := gateway.New(gc)
 	g.Handle(registry.Host(a.cfg.Domain), a.registry) // push and pull images: crane, skopeo
 	a.ca.Allow(g.HasHost)
 	a.ca.Fallback(a.cfg.Domain) // unknown apps get a 404 page over valid TLS
@@ -376,7 +396,12 @@ func (a *App) startGateway(ctx context.Context) error {
 }
 
 func (a *App) startSupervisor(ctx context.Context) error {
-	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver, Guard: a.access},
+	var env []string
+	if ln := a.gateway.InternalAddr(); ln != nil {
+		env = append(env, "NOOPS_GATEWAY_INTERNAL="+internalURL(bridgeAddr(a.net.Subnet()), ln))
+	}
+	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver,
+		Guard: a.access, Identities: a.workload, Env: env},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 // Serve runs the platform until ctx ends, for `noops server`.
 func Serve(ctx context.Context, o cli.ServerOptions) error {
 	a, err := New(Config{Data: o.Data, Domain: o.Domain, HTTPS: o.HTTPS, HTTP: o.HTTP, Subnet: o.Subnet, BuildSubnet: o.BuildSubnet,
-		StackDebs: o.StackDebs, Logger: o.Logger, Version: o.Version})
+		StackDebs: o.StackDebs, Logger: o.Logger, Version: o.Version, Internal: o.Internal})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type ServerOptions struct {
 	Subnet        string
 	BuildSubnet   string
 	StackDebs     string // a .deb cache shared between data folders (tests, several servers on one machine)
+	Internal      string // the gateway's internal mTLS listener for workloads ("off" disables)
 	StopSandboxes bool   // stop every sandbox on shutdown instead of leaving them for the next server
 	Logger        *slog.Logger
 	Version       string
@@ -59,6 +60,7 @@ func newServer(e *env) *cobra.Command {
 	c.Flags().StringVar(&o.Subnet, "subnet", "10.88.0.0/16", "subnet of the sandbox network")
 	c.Flags().StringVar(&o.BuildSubnet, "build-subnet", "10.89.0.0/16", "subnet of the build network (NAT'd, for package registries)")
 	c.Flags().StringVar(&o.StackDebs, "stack-debs", envOr("NOOPS_STACK_DEBS", ""), "folder of downloaded Debian packages, shared between data folders (default DATA/stacks/debs; also NOOPS_STACK_DEBS)")
+	c.Flags().StringVar(&o.Internal, "internal", ":15443", "listen address of the gateway's internal mTLS listener, where workloads call each other (\"off\" disables)")
 	c.Flags().BoolVar(&o.StopSandboxes, "stop-sandboxes", false, "stop all sandboxes on shutdown (default: leave them running for the next server to adopt)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return c

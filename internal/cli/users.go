@@ -176,12 +176,20 @@ func newUsersPasswd(e *env) *cobra.Command {
 
 func newUsersTOTP(e *env) *cobra.Command {
 	var qr, code string
+	var reset bool
 	c := &cobra.Command{
 		Use:   "totp NAME",
 		Short: "Enrol a TOTP authenticator app for a user (then confirm with --code)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl := e.client()
+			if reset {
+				if _, err := cl.ChangeUser(cmd.Context(), args[0], apitype.UserChange{ResetTOTP: true}); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "TOTP of %s removed: sign-ins ask for a password only until a new enrolment is confirmed\n", args[0])
+				return nil
+			}
 			if code != "" {
 				if err := cl.ConfirmTOTP(cmd.Context(), args[0], code); err != nil {
 					return err
@@ -211,6 +219,7 @@ func newUsersTOTP(e *env) *cobra.Command {
 	}
 	c.Flags().StringVar(&qr, "qr", "", "write the QR code as a PNG to this file")
 	c.Flags().StringVar(&code, "code", "", "confirm the enrolment with the code the app shows")
+	c.Flags().BoolVar(&reset, "reset", false, "remove the user's TOTP (a lost authenticator) so that a new one can be enrolled")
 	addJSON(c, e)
 	return c
 }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,13 @@ type Config struct {
 	// Guard, when set, decides every request to an app before it is
 	// proxied (the access layer). Without one every app is public.
 	Guard Guard
+
+	// The internal listener (internal.go): InternalAddr "" turns it off;
+	// InternalTLS must require and verify client certificates; only
+	// clients from InternalFrom connect (all when empty).
+	InternalAddr string
+	InternalTLS  *tls.Config
+	InternalFrom []netip.Prefix
 }
 
 // Guard admits or refuses requests to apps. Admit returns true to let the
@@ -81,16 +89,18 @@ type Gateway struct {
 	// an app (Handle); like routes, an immutable map written under mu.
 	handlers atomic.Pointer[map[string]http.Handler]
 
-	mu        sync.Mutex // guards the fields below and all writes to routes
-	backends  map[string]*backend
-	loads     map[string]*appLoad // per app, kept across route versions
-	httpsSrv  *http.Server
-	httpSrv   *http.Server
-	httpsAddr net.Addr
-	httpAddr  net.Addr
-	httpsPort string         // ":PORT" appended to redirects, "" for 443
-	stop      chan struct{}  // closed by Stop to end the janitor; nil before Start
-	running   sync.WaitGroup // the servers' and the janitor's goroutines
+	mu           sync.Mutex // guards the fields below and all writes to routes
+	backends     map[string]*backend
+	loads        map[string]*appLoad // per app, kept across route versions
+	httpsSrv     *http.Server
+	httpSrv      *http.Server
+	internalSrv  *http.Server
+	internalAddr net.Addr
+	httpsAddr    net.Addr
+	httpAddr     net.Addr
+	httpsPort    string         // ":PORT" appended to redirects, "" for 443
+	stop         chan struct{}  // closed by Stop to end the janitor; nil before Start
+	running      sync.WaitGroup // the servers' and the janitor's goroutines
 }
 
 // New returns a gateway that serves nothing until Start; SetBackends and
@@ -159,6 +169,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          errLog,
 	}
+	if err := g.startInternal(ctx, errLog); err != nil {
+		g.httpsSrv = nil
+		httpsLn.Close()
+		if httpLn != nil {
+			httpLn.Close()
+		}
+		return err
+	}
 	g.stop = make(chan struct{})
 	stop := g.stop
 	g.running.Go(func() { g.janitor(stop) })
@@ -189,7 +207,7 @@ func (g *Gateway) serve(name string, err error) {
 // requests in flight until ctx ends, then closes what is left.
 func (g *Gateway) Stop(ctx context.Context) error {
 	g.mu.Lock()
-	srvs := []*http.Server{g.httpsSrv, g.httpSrv}
+	srvs := []*http.Server{g.httpsSrv, g.httpSrv, g.internalSrv}
 	stop := g.stop
 	g.stop = nil
 	g.mu.Unlock()

@@ -136,6 +136,9 @@ func (s *Service) Authenticate(ctx context.Context, l Login) (Auth, error) {
 func (s *Service) wrong(ctx context.Context, l Login, reason string, err error) error {
 	now := s.cfg.Now()
 	_, uerr := s.updateUser(ctx, l.User, func(u *store.User) error {
+		if !u.LockedUntil.IsZero() && !now.Before(u.LockedUntil) {
+			u.FailedLogins, u.LockedUntil = 0, time.Time{} // a lock that ended starts the count again
+		}
 		u.FailedLogins++
 		if u.FailedLogins >= s.cfg.LockAfter {
 			u.LockedUntil = now.Add(s.cfg.LockFor)

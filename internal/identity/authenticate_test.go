@@ -395,17 +395,22 @@ func TestAuthenticateLearnsHabits(t *testing.T) {
 		}
 		u = e.signIn(t, "alice", "").User
 	}
+	// A network is known only a day after the first sign-in from it.
 	now := e.clk.Now()
+	if p := identity.PlaceOf(u.Habits, addr, now); p.KnownNetwork || p.NewLocation || !p.UsualHours {
+		t.Errorf("right after signing in, PlaceOf(habits, %q, %v) = %+v, want usual hours and a network not yet known", addr, now, p)
+	}
+	later := t0.Add(24 * time.Hour)
 	tests := []struct {
 		name string
 		addr string
 		t    time.Time
 		want identity.Place
 	}{
-		{"same address", addr, now, identity.Place{KnownNetwork: true, UsualHours: true}},
-		{"same /24", "192.0.2.200", now, identity.Place{KnownNetwork: true, UsualHours: true}},
-		{"another network", "198.51.100.7", now, identity.Place{NewLocation: true, UsualHours: true}},
-		{"another hour", addr, now.Add(12 * time.Hour), identity.Place{KnownNetwork: true}},
+		{"same address", addr, later, identity.Place{KnownNetwork: true, UsualHours: true}},
+		{"same /24", "192.0.2.200", later, identity.Place{KnownNetwork: true, UsualHours: true}},
+		{"another network", "198.51.100.7", later, identity.Place{NewLocation: true, UsualHours: true}},
+		{"another hour", addr, later.Add(12 * time.Hour), identity.Place{KnownNetwork: true}},
 	}
 	for _, tc := range tests {
 		if got := identity.PlaceOf(u.Habits, tc.addr, tc.t); got != tc.want {
@@ -415,7 +420,7 @@ func TestAuthenticateLearnsHabits(t *testing.T) {
 	// A failed sign-in teaches nothing.
 	e.svc.Authenticate(context.Background(), identity.Login{User: "alice", Password: "not the password", Addr: "203.0.113.1"})
 	stored, _ := e.svc.User(context.Background(), "alice")
-	if p := identity.PlaceOf(stored.Habits, "203.0.113.1", now); !p.NewLocation {
+	if p := identity.PlaceOf(stored.Habits, "203.0.113.1", later); !p.NewLocation {
 		t.Errorf("after a failed sign-in from 203.0.113.1, PlaceOf = %+v, want a new location", p)
 	}
 }
@@ -444,34 +449,34 @@ func TestAuthenticateUpgradesStaleHash(t *testing.T) {
 	e.signIn(t, "alice", "")
 }
 
-func TestAddUserRefuses(t *testing.T) {
+// TestAuthenticateCodeOnceConcurrently checks that of several sign-ins
+// racing with one code, exactly one gets in.
+func TestAuthenticateCodeOnceConcurrently(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, identity.Config{})
+	e := newEnv(t, identity.Config{LockAfter: 100, AttemptsPerMinute: 100})
 	e.addUser(t, "alice")
-	tests := []struct {
-		name     string
-		user     string
-		password string
-		roles    []string
-		want     errkind.Kind
-	}{
-		{"empty name", "", password, nil, errkind.Invalid},
-		{"capitals", "Alice", password, nil, errkind.Invalid},
-		{"starts with a digit", "1alice", password, nil, errkind.Invalid},
-		{"slash", "al/ice", password, nil, errkind.Invalid},
-		{"too long", strings.Repeat("a", 33), password, nil, errkind.Invalid},
-		{"bad role", "bob", password, []string{"Admin"}, errkind.Invalid},
-		{"short password", "bob", "123456789", nil, errkind.Invalid},
-		{"exists", "alice", password, nil, errkind.Conflict},
+	secret := e.enrollTOTP(t, "alice")
+	e.clk.Advance(30 * time.Second)
+	c := code(t, secret, e.clk.Now())
+	const n = 6
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := e.svc.Authenticate(context.Background(), identity.Login{User: "alice", Password: password, Code: c, Addr: addr})
+			errs <- err
+		}()
 	}
-	for _, tc := range tests {
-		u, err := e.svc.AddUser(context.Background(), tc.user, tc.password, tc.roles)
-		if !errkind.Is(err, tc.want) {
-			t.Errorf("%s: AddUser(%q, …, %q) = %+v, %v; want %v", tc.name, tc.user, tc.roles, u.Name, err, tc.want)
+	ok := 0
+	for range n {
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case !errkind.Is(err, errkind.Unauthenticated) || !strings.Contains(err.Error(), "already used"):
+			t.Errorf("Authenticate(alice, %q) racing = %v, want success or already used", c, err)
 		}
 	}
-	u, err := e.svc.AddUser(context.Background(), "bob", password, []string{"viewer", "ops", "viewer"})
-	if err != nil || !slices.Equal(u.Roles, []string{"ops", "viewer"}) {
-		t.Errorf("AddUser(bob, roles viewer ops viewer) = %v, %v; want roles [ops viewer]", u.Roles, err)
+	if ok != 1 {
+		t.Errorf("%d of %d concurrent sign-ins with one code succeeded, want 1", ok, n)
 	}
 }

@@ -3,8 +3,10 @@ package identity
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base32"
@@ -111,10 +113,24 @@ func parseCSR(der []byte) (*x509.CertificateRequest, string, error) {
 	}
 	k, ok := req.PublicKey.(*ecdsa.PublicKey)
 	if !ok || k.Curve != elliptic.P256() {
-		return nil, "", errkind.Errorf(errkind.Invalid, "a device key must be ECDSA P-256, not %T", req.PublicKey)
+		return nil, "", errkind.Errorf(errkind.Invalid, "a device key must be ECDSA P-256, not %s", keyType(req.PublicKey))
 	}
 	sum := sha256.Sum256(req.RawSubjectPublicKeyInfo)
 	return req, hex.EncodeToString(sum[:]), nil
+}
+
+// keyType names a public key's algorithm for a message: "RSA", "ECDSA
+// P-384", "Ed25519".
+func keyType(pub any) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		return "RSA"
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
 }
 
 func newDeviceID() string {
@@ -176,7 +192,7 @@ type DeviceIdentity struct {
 }
 
 // certEntry is a chain VerifyDevice accepted, remembered by the leaf's
-// signature so that a connection's later requests skip the signature
+// DER bytes so that a connection's later requests skip the signature
 // checks. Revocation is still checked on every request.
 type certEntry struct {
 	device  string
@@ -198,7 +214,7 @@ func (s *Service) VerifyDevice(ctx context.Context, chain []*x509.Certificate) (
 		return DeviceIdentity{}, errkind.Errorf(errkind.Unauthenticated, "no client certificate")
 	}
 	leaf, now := chain[0], s.cfg.Now()
-	key := string(leaf.Signature)
+	key := string(leaf.Raw)
 	s.mu.Lock()
 	e, ok := s.certs[key]
 	s.mu.Unlock()

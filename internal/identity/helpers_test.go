@@ -50,6 +50,12 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
 // failure is one call of Config.OnFailure.
 type failure struct{ addr, user, reason string }
 

@@ -25,8 +25,9 @@ func (s *Service) StartSession(ctx context.Context, a Auth, addr string) (string
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	now := s.cfg.Now()
+	expires := now.Add(min(s.cfg.SessionIdle, s.cfg.SessionMax)) // never past SessionMax, as renewals
 	sess, err := s.st.CreateSession(ctx, store.Session{ID: tokenID(token), User: a.User.Name, Created: now, AuthTime: a.Time,
-		Factors: a.Factors, Expires: now.Add(s.cfg.SessionIdle), LastSeen: now, Addr: addr})
+		Factors: a.Factors, Expires: expires, LastSeen: now, Addr: addr})
 	return token, sess, err
 }
 

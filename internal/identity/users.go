@@ -120,10 +120,26 @@ func (s *Service) EnrollTOTP(ctx context.Context, name string) (Enrolment, error
 		return e, err
 	}
 	_, err = s.updateUser(ctx, name, func(u *store.User) error {
+		if hasTOTP(*u) {
+			// A new enrolment would leave the account on password only
+			// until it is confirmed.
+			return errkind.WithHint(errkind.Conflict, fmt.Errorf("%s already has TOTP", name),
+				"to enrol another authenticator, reset it first: noops users totp "+name+" --reset")
+		}
 		u.TOTPSecret, u.TOTPPending, u.TOTPLastStep = e.Secret, true, 0
 		return nil
 	})
 	return e, err
+}
+
+// ResetTOTP removes a user's TOTP (a lost phone): sign-ins ask for a
+// password only until a new enrolment is confirmed.
+func (s *Service) ResetTOTP(ctx context.Context, name string) error {
+	_, err := s.updateUser(ctx, name, func(u *store.User) error {
+		u.TOTPSecret, u.TOTPPending, u.TOTPLastStep = "", false, 0
+		return nil
+	})
+	return err
 }
 
 // ConfirmTOTP turns a pending TOTP enrolment on when code is right.
@@ -140,6 +156,12 @@ func (s *Service) ConfirmTOTP(ctx context.Context, name, code string) error {
 		if step < 0 {
 			return errkind.WithHint(errkind.Invalid, errors.New("the code does not match"),
 				"type the 6 digits the authenticator app shows now, and check the machine's clock")
+		}
+		if step <= u.TOTPLastStep {
+			// A code of a step already used would move TOTPLastStep back
+			// and let that step's code sign in a second time.
+			return errkind.WithHint(errkind.Invalid, errors.New("this one-time code was already used"),
+				"wait for the next code (every 30 seconds) and use that")
 		}
 		u.TOTPPending, u.TOTPLastStep = false, step
 		return nil

@@ -1,16 +1,13 @@
 package netns
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 
 	"noops/internal/errkind"
@@ -117,6 +114,9 @@ const (
 	chainBuildInput   = "build-input"
 )
 
+// buildFirewallNeeds is what the build firewall needs, for error hints.
+var buildFirewallNeeds = nftUser{name: "the build firewall", kernel: "CONFIG_NF_TABLES, NF_TABLES_INET, NFT_CT, NFT_REJECT_INET"}
+
 // tableRE is what a table name may be: nft accepts more, but this needs no
 // quoting anywhere.
 var tableRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,63}$`)
@@ -134,16 +134,13 @@ func ApplyFirewall(cfg FirewallConfig) error {
 	}
 	c, err := nftables.New()
 	if err != nil {
-		return classifyNFT(fmt.Errorf("opening nftables: %w", err))
+		return classifyNFT(buildFirewallNeeds, fmt.Errorf("opening nftables: %w", err))
 	}
 	t := &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
-	// Adding before deleting makes the delete valid when there is no table.
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
+	replaceTable(c, t)
 	addFirewall(c, t, cfg)
 	if err := c.Flush(); err != nil {
-		return classifyNFT(fmt.Errorf("applying firewall table inet %s: %w", cfg.Table, err))
+		return classifyNFT(buildFirewallNeeds, fmt.Errorf("applying firewall table inet %s: %w", cfg.Table, err))
 	}
 	return nil
 }
@@ -159,13 +156,11 @@ func RemoveFirewall(table string) error {
 	}
 	c, err := nftables.New()
 	if err != nil {
-		return classifyNFT(fmt.Errorf("opening nftables: %w", err))
+		return classifyNFT(buildFirewallNeeds, fmt.Errorf("opening nftables: %w", err))
 	}
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
-	c.AddTable(t) // so that the delete finds one
-	c.DelTable(t)
+	deleteTable(c, &nftables.Table{Name: table, Family: nftables.TableFamilyINet})
 	if err := c.Flush(); err != nil {
-		return classifyNFT(fmt.Errorf("removing firewall table inet %s: %w", table, err))
+		return classifyNFT(buildFirewallNeeds, fmt.Errorf("removing firewall table inet %s: %w", table, err))
 	}
 	return nil
 }
@@ -244,30 +239,11 @@ func comparePrefix(a, b netip.Prefix) int {
 
 // addFirewall queues the chains and rules of cfg (normalized) in table t.
 func addFirewall(c *nftables.Conn, t *nftables.Table, cfg FirewallConfig) {
-	accept := nftables.ChainPolicyAccept
-	base := func(name string, hook *nftables.ChainHook) *nftables.Chain {
-		return c.AddChain(&nftables.Chain{
-			Name:     name,
-			Table:    t,
-			Type:     nftables.ChainTypeFilter,
-			Hooknum:  hook,
-			Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 1),
-			Policy:   &accept,
-		})
-	}
-	fwd := base(chainForward, nftables.ChainHookForward)
-	in := base(chainInput, nftables.ChainHookInput)
+	fwd := addBaseChain(c, t, chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, priorityBeforeFilter)
+	in := addBaseChain(c, t, chainInput, nftables.ChainTypeFilter, nftables.ChainHookInput, priorityBeforeFilter)
 	buildFwd := c.AddChain(&nftables.Chain{Name: chainBuildForward, Table: t})
 	buildIn := c.AddChain(&nftables.Chain{Name: chainBuildInput, Table: t})
-
-	rule := func(ch *nftables.Chain, comment string, exprs ...[]expr.Any) {
-		c.AddRule(&nftables.Rule{
-			Table:    t,
-			Chain:    ch,
-			Exprs:    slices.Concat(exprs...),
-			UserData: userdata.AppendString(nil, userdata.TypeComment, comment),
-		})
-	}
+	rule := func(ch *nftables.Chain, comment string, exprs ...[]expr.Any) { addRule(c, ch, comment, exprs...) }
 
 	// Both directions into the host's stack from the build network.
 	for _, hook := range []struct{ base, build *nftables.Chain }{{fwd, buildFwd}, {in, buildIn}} {
@@ -291,137 +267,4 @@ func addFirewall(c *nftables.Conn, t *nftables.Table, cfg FirewallConfig) {
 	rule(buildFwd, "the internet", verdict(expr.VerdictAccept))
 	rule(buildIn, "IPv6 neighbour discovery", matchNeighbourDiscovery(), verdict(expr.VerdictAccept))
 	rule(buildIn, "the host", reject())
-}
-
-// direction says which address of the IP header a match reads.
-type direction bool
-
-const (
-	srcAddr direction = false
-	dstAddr direction = true
-)
-
-// matchAddr matches packets whose source or destination address is in p,
-// with the network-protocol guard that nft adds implicitly in an inet
-// table.
-func matchAddr(dir direction, p netip.Prefix) []expr.Any {
-	proto, off := byte(unix.NFPROTO_IPV4), uint32(12) // saddr; daddr follows it
-	if p.Addr().Is6() {
-		proto, off = unix.NFPROTO_IPV6, 8
-	}
-	size := uint32(p.Addr().BitLen() / 8)
-	if dir == dstAddr {
-		off += size
-	}
-	exprs := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
-	}
-	if p.Bits() < p.Addr().BitLen() {
-		mask := netip.PrefixFrom(allOnes(int(size)), p.Bits()).Masked().Addr().AsSlice()
-		exprs = append(exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: mask, Xor: make([]byte, size)})
-	}
-	return append(exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()})
-}
-
-// allOnes is the address of n bytes with every bit set.
-func allOnes(n int) netip.Addr {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = 0xff
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// matchDport matches packets of transport protocol proto to port.
-func matchDport(proto byte, port uint16) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
-	}
-}
-
-// matchNeighbourDiscovery matches IPv6 neighbour solicitations and
-// advertisements. Conntrack does not track them, and without them a
-// sandbox that has forgotten the host's link-layer address would see its
-// packets to the host vanish instead of being rejected.
-func matchNeighbourDiscovery() []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{ndNeighbourSolicit}, ToData: []byte{ndNeighbourAdvert}},
-	}
-}
-
-// ICMPv6 types of neighbour discovery (RFC 4861).
-const (
-	ndNeighbourSolicit = 135
-	ndNeighbourAdvert  = 136
-)
-
-// matchIifname matches packets that arrived on the interface called name.
-func matchIifname(name string) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
-	}
-}
-
-// ifname is an interface name as the kernel compares it: NUL-padded to
-// IFNAMSIZ.
-func ifname(name string) []byte {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
-	return b
-}
-
-// matchEstablished matches packets of connections already accepted, and
-// the ICMP errors that relate to them.
-func matchEstablished() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{
-			SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-			Xor:  make([]byte, 4),
-		},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-	}
-}
-
-func verdict(kind expr.VerdictKind) []expr.Any {
-	return []expr.Any{&expr.Verdict{Kind: kind}}
-}
-
-func jump(chain string) []expr.Any {
-	return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}
-}
-
-// reject counts the packet and rejects it with "administratively
-// prohibited" (ICMP or ICMPv6, as the packet is), so that a tool fails at
-// once instead of waiting for a timeout.
-func reject() []expr.Any {
-	return []expr.Any{
-		&expr.Counter{},
-		&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED},
-	}
-}
-
-// classifyNFT marks refused netlink requests as a permission problem and a
-// kernel without nf_tables as unavailable; anything else is internal.
-func classifyNFT(err error) error {
-	switch {
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return errkind.WithHint(errkind.Permission, err, "the build firewall needs root (CAP_NET_ADMIN)")
-	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT):
-		return errkind.WithHint(errkind.Unavailable, err, "the kernel needs nf_tables (CONFIG_NF_TABLES, NF_TABLES_INET, NFT_CT, NFT_REJECT_INET)")
-	}
-	return err
 }

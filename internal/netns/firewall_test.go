@@ -391,11 +391,17 @@ func bridgeLinkLocal(t *testing.T, bridge string) (netip.Addr, bool) {
 // returns "" when there is no such table.
 func listFirewall(t *testing.T, table string) string {
 	t.Helper()
+	return listTable(t, nftables.TableFamilyINet, table)
+}
+
+// listTable is listFirewall for a table of any family.
+func listTable(t *testing.T, family nftables.TableFamily, table string) string {
+	t.Helper()
 	c, err := nftables.New()
 	if err != nil {
 		t.Fatalf("opening nftables: %v", err)
 	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	tables, err := c.ListTablesOfFamily(family)
 	if err != nil {
 		t.Fatalf("listing nftables tables: %v", err)
 	}
@@ -403,7 +409,7 @@ func listFirewall(t *testing.T, table string) string {
 	for _, tb := range tables {
 		if tb.Name == table {
 			if tab != nil {
-				t.Fatalf("table inet %s listed twice", table)
+				t.Fatalf("table %s listed twice", table)
 			}
 			tab = tb
 		}
@@ -411,7 +417,7 @@ func listFirewall(t *testing.T, table string) string {
 	if tab == nil {
 		return ""
 	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	chains, err := c.ListChainsOfTableFamily(family)
 	if err != nil {
 		t.Fatalf("listing nftables chains: %v", err)
 	}

@@ -192,18 +192,22 @@ func (s *Supervisor) sandboxSpec(ctx context.Context, rel store.Release, run spe
 		return runtime.Spec{}, fmt.Errorf("unpacking image of release %d: %w", rel.Number, err)
 	}
 	uid, gid := parseUser(cf.Config.User)
-	return runtime.Spec{
+	sp := runtime.Spec{
 		ID:     id,
 		Layers: layers,
 		Args:   p.Args,
-		Env:    sandboxEnv(p.Env, run, rel),
+		Env:    append(sandboxEnv(p.Env, run, rel), s.cfg.Env...),
 		Cwd:    p.Cwd,
 		UID:    uid,
 		GID:    gid,
 		Memory: int64(run.Memory),
 		Pids:   run.Pids,
 		Labels: map[string]string{"app": rel.App, "release": strconv.Itoa(rel.Number), "process": proc},
-	}, nil
+	}
+	if err := s.withIdentity(&sp, rel.App); err != nil {
+		return runtime.Spec{}, err
+	}
+	return sp, nil
 }
 
 // launch creates the sandbox's network and starts its process; for a
@@ -259,6 +263,9 @@ func (s *Supervisor) launch(in *instance) error {
 		s.cleanup(context.WithoutCancel(ctx), in.id)
 	} else if err != nil {
 		_ = s.net.Teardown(context.WithoutCancel(ctx), in.id)
+		s.release(in.id)
+	} else if err = s.admit(ctx, in.rel, in.id, a.att.IP); err != nil {
+		s.cleanup(context.WithoutCancel(ctx), in.id)
 	}
 	if err != nil {
 		return err

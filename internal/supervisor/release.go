@@ -38,6 +38,7 @@ func (s *Supervisor) runRelease(ctx context.Context, rel store.Release, run spec
 	stopped := context.AfterFunc(s.ctx, cancel) // a server shutdown ends it too
 	defer stopped()
 
+	defer s.release(id) // its identity and firewall rules
 	nsPath, err := s.net.Create(id)
 	if err != nil {
 		return fmt.Errorf("release command: creating network namespace: %w", err)
@@ -47,8 +48,12 @@ func (s *Supervisor) runRelease(ctx context.Context, rel store.Release, run spec
 			s.log.Warn("removing release command's network", "sandbox", id, "err", err)
 		}
 	}()
-	if _, err := s.net.Attach(rctx, id); err != nil {
+	att, err := s.net.Attach(rctx, id)
+	if err != nil {
 		return fmt.Errorf("release command: attaching network: %w", err)
+	}
+	if err := s.admit(rctx, rel, id, att.IP); err != nil {
+		return fmt.Errorf("release command: %w", err)
 	}
 	sp.NetNS = nsPath
 

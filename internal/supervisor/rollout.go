@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 
 	"noops/internal/errkind"
@@ -363,6 +364,14 @@ func (s *Supervisor) adopt(ctx context.Context, row store.Sandbox) error {
 	in.addr, in.restarts, in.lastExit, in.created = row.Addr, row.Restarts, row.LastExit, row.Created
 	if st, err := s.driver.State(ctx, row.ID); err == nil {
 		in.pid = st.Pid
+	}
+	// The firewall was rebuilt when this server started: open the
+	// sandbox's egress again. A worker's address is not recorded, so an
+	// adopted worker keeps a closed egress until its next restart.
+	if ap, err := netip.ParseAddrPort(row.Addr); err == nil {
+		if err := s.admit(ctx, rel, row.ID, ap.Addr()); err != nil {
+			s.log.Warn("re-applying the firewall of an adopted sandbox", "sandbox", row.ID, "err", err)
+		}
 	}
 	switch {
 	case in.proc != Web:

@@ -94,13 +94,19 @@ func (s *Supervisor) prepare(rel store.Release, run spec.Run) (*standby, error) 
 	t0 := time.Now()
 	ns, err := s.net.Create(id)
 	if err != nil {
+		s.release(id)
 		return nil, fmt.Errorf("creating network namespace: %w", err)
 	}
 	sp.NetNS = ns
 	att, err := s.net.Attach(ctx, id)
 	if err != nil {
 		_ = s.net.Teardown(context.WithoutCancel(ctx), id)
+		s.release(id)
 		return nil, fmt.Errorf("attaching network: %w", err)
+	}
+	if err := s.admit(ctx, rel, id, att.IP); err != nil {
+		s.cleanup(context.WithoutCancel(ctx), id)
+		return nil, err
 	}
 	st, err := s.driver.Create(ctx, sp)
 	if err != nil {

@@ -80,7 +80,14 @@ type Config struct {
 	Runner Runner
 	// Guard applies a release's access policy to its app's requests (the
 	// access layer); nil leaves access to the gateway's default.
-	Guard  Guard
+	Guard Guard
+	// Identities gives each sandbox an SVID; Firewall confines its
+	// traffic. Either may be nil (tests of the supervisor alone).
+	Identities Identities
+	Firewall   Firewall
+	// Env is added to every sandbox's environment (where the gateway's
+	// internal listener is, say).
+	Env    []string
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -299,6 +306,7 @@ func (s *Supervisor) cleanup(ctx context.Context, id string) {
 	if err := s.net.Teardown(ctx, id); err != nil {
 		s.log.Warn("removing sandbox network", "sandbox", id, "err", err)
 	}
+	s.release(id)
 }
 
 // publish gives the router the app's current healthy, routable sandboxes.

@@ -48,6 +48,7 @@ type Env struct {
 type Options struct {
 	StartTimeout  time.Duration // per-sandbox health deadline (default 20s)
 	DeviceCertTTL time.Duration // device certificates' lifetime (default the platform's)
+	WorkloadTTL   time.Duration // workload SVIDs' lifetime (default the platform's)
 }
 
 var (
@@ -125,6 +126,7 @@ func Start(t *testing.T, opts Options) *Env {
 	t.Cleanup(func() { os.RemoveAll(data) })
 	cfg := config(t, data, testWriter{t, ended}, opts.StartTimeout)
 	cfg.DeviceCertTTL = opts.DeviceCertTTL
+	cfg.WorkloadTTL = opts.WorkloadTTL
 	e := &Env{Data: data, Domain: cfg.Domain, cfg: cfg}
 	e.start(t)
 	cfg.HTTPS = e.HTTPS // a restart keeps the port
@@ -164,6 +166,7 @@ func config(t testing.TB, data string, log io.Writer, startTimeout time.Duration
 		Logger:       slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		StartTimeout: startTimeout,
 		Version:      "test",
+		Internal:     ":0", // tests run side by side: any free port
 	}
 }
 

@@ -223,7 +223,10 @@ func (s *Set) Authorize(r Request) (d Decision) {
 	if !s.platform {
 		minTrust, _, route = s.access.Rule(r.Path)
 	}
-	if r.Trust.Total < minTrust {
+	// The trust score measures how a person proved who they are; a
+	// workload proves it with its SVID on every connection, and only the
+	// policy judges it.
+	if r.Principal.Kind == KindUser && r.Trust.Total < minTrust {
 		return Decision{Reason: s.trustReason(r.Trust, minTrust, route)}
 	}
 	resource, ok := s.routes[route]

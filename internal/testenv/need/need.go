@@ -71,3 +71,16 @@ func Sandbox(t testing.TB) {
 	Program(t, "ip")
 	CNI(t)
 }
+
+// Chromium needs a Chromium browser on PATH, under Debian's name (chromium)
+// or another distribution's (chromium-browser), and returns its path.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	missing(t, "chromium or chromium-browser on PATH (install it with `make setup`, or apt-get install chromium)")
+	return ""
+}

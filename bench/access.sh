@@ -15,7 +15,8 @@
 #      BENCH_HANDSHAKE_CONNS (8) goroutines: with the device certificate
 #      to guard and to pub, without one to pub (report).
 # BENCH_ACCESS_PROFILE=1 then loads each app alone for 12 s and takes a
-# 10 s CPU profile of the server meanwhile (bench/out/access-*-cpu.*).
+# 10 s CPU profile of the server meanwhile, and what it allocated in
+# those 10 s (bench/out/access-{guard,pub}-{cpu,allocs}.*).
 # Needs root. Results: bench/out/access-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,14 +117,19 @@ r() { printf '%.0f' "$(p "$1")"; }
 } | tee "$out/access-summary.txt"
 
 [ "${BENCH_ACCESS_PROFILE:-0}" = 1 ] || exit 0
+pprof_get() { curl -sf --unix-socket "$data/api.sock" "http://x/debug/pprof/$1"; }
 for app in guard pub; do
   echo "==> CPU profile of the server under $app's load alone (10 s)"
   "$work/access" --port "$HTTPS_PORT" --domain "$DOMAIN" --ca "$work/ca.pem" --cert "$device/cert.pem" --key "$device/key.pem" \
     --only "$app" --conns "$CONNS" --duration 12s >"$out/access-$app-alone.txt" 2>&1 &
   load=$!
   sleep 1
-  curl -sf --unix-socket "$data/api.sock" "http://x/debug/pprof/profile?seconds=10" >"$out/access-$app-cpu.out"
+  pprof_get allocs >"$work/allocs-before.out"
+  pprof_get "profile?seconds=10" >"$out/access-$app-cpu.out"
+  pprof_get allocs >"$out/access-$app-allocs.out"
   wait "$load" || fail "loading $app alone failed" "$out/access-$app-alone.txt"
-  go tool pprof -top bin/noops "$out/access-$app-cpu.out" >"$out/access-$app-cpu.txt" 2>/dev/null
+  go tool pprof -top -cum bin/noops "$out/access-$app-cpu.out" >"$out/access-$app-cpu.txt" 2>/dev/null
+  go tool pprof -top -cum -sample_index=alloc_space -base "$work/allocs-before.out" bin/noops "$out/access-$app-allocs.out" \
+    >"$out/access-$app-allocs.txt" 2>/dev/null
   cat "$out/access-$app-alone.txt"
 done

@@ -102,7 +102,7 @@ func New(cfg Config) *Access {
 // sessions) until Stop.
 func (a *Access) Start(context.Context) error {
 	a.stop, a.done = make(chan struct{}), make(chan struct{})
-	go a.writeAudits()
+	go a.writeAudits(a.stop, a.done)
 	return nil
 }
 
@@ -112,6 +112,7 @@ func (a *Access) Stop(ctx context.Context) error {
 		return nil
 	}
 	close(a.stop)
+	a.stop = nil
 	select {
 	case <-a.done:
 		return nil
@@ -196,8 +197,8 @@ func (a *Access) audit(e store.AuditEntry) {
 	}
 }
 
-func (a *Access) writeAudits() {
-	defer close(a.done)
+func (a *Access) writeAudits(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	write := func(e store.AuditEntry) {
 		if _, err := a.cfg.Audit.AppendAudit(context.Background(), e); err != nil {
 			a.log.Error("writing audit record", "action", e.Action, "err", err)
@@ -218,7 +219,7 @@ func (a *Access) writeAudits() {
 			if n := a.dropped.Swap(0); n > 0 {
 				write(store.AuditEntry{Time: a.cfg.Now(), Actor: "gateway", Action: "deny", Detail: fmt.Sprintf("%d refusals not recorded one by one: the queue was full", n), Status: http.StatusForbidden})
 			}
-		case <-a.stop:
+		case <-stop:
 			for {
 				select {
 				case e := <-a.audits:

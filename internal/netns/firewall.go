@@ -243,28 +243,27 @@ func addFirewall(c *nftables.Conn, t *nftables.Table, cfg FirewallConfig) {
 	in := addBaseChain(c, t, chainInput, nftables.ChainTypeFilter, nftables.ChainHookInput, priorityBeforeFilter)
 	buildFwd := c.AddChain(&nftables.Chain{Name: chainBuildForward, Table: t})
 	buildIn := c.AddChain(&nftables.Chain{Name: chainBuildInput, Table: t})
-	rule := func(ch *nftables.Chain, comment string, exprs ...[]expr.Any) { addRule(c, ch, comment, exprs...) }
 
 	// Both directions into the host's stack from the build network.
 	for _, hook := range []struct{ base, build *nftables.Chain }{{fwd, buildFwd}, {in, buildIn}} {
-		rule(hook.base, "from the build bridge", matchIifname(cfg.Bridge), jump(hook.build.Name))
-		rule(hook.base, "from the build subnet", matchAddr(srcAddr, cfg.Build), jump(hook.build.Name))
+		addRule(c, hook.base, "from the build bridge", matchIifname(cfg.Bridge), jump(hook.build.Name))
+		addRule(c, hook.base, "from the build subnet", matchAddr(srcAddr, cfg.Build), jump(hook.build.Name))
 	}
 
 	// What both build chains start with: replies, and the exceptions.
 	for _, ch := range []*nftables.Chain{buildFwd, buildIn} {
-		rule(ch, "replies", matchEstablished(), verdict(expr.VerdictAccept))
+		addRule(c, ch, "replies", matchEstablished(), verdict(expr.VerdictAccept))
 		for _, a := range cfg.Allow {
 			p := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
 			for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-				rule(ch, "allowed "+a.String(), matchAddr(dstAddr, p), matchDport(proto, a.Port()), verdict(expr.VerdictAccept))
+				addRule(c, ch, "allowed "+a.String(), matchAddr(dstAddr, p), matchDport(proto, a.Port()), verdict(expr.VerdictAccept))
 			}
 		}
 	}
 	for _, p := range cfg.Protected {
-		rule(buildFwd, "protected "+p.String(), matchAddr(dstAddr, p), reject())
+		addRule(c, buildFwd, "protected "+p.String(), matchAddr(dstAddr, p), reject())
 	}
-	rule(buildFwd, "the internet", verdict(expr.VerdictAccept))
-	rule(buildIn, "IPv6 neighbour discovery", matchNeighbourDiscovery(), verdict(expr.VerdictAccept))
-	rule(buildIn, "the host", reject())
+	addRule(c, buildFwd, "the internet", verdict(expr.VerdictAccept))
+	addRule(c, buildIn, "IPv6 neighbour discovery", matchNeighbourDiscovery(), verdict(expr.VerdictAccept))
+	addRule(c, buildIn, "the host", reject())
 }

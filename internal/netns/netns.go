@@ -19,9 +19,10 @@
 // packages) gives its sandboxes a default route through the bridge, and the
 // bridge plugin masquerades what they send beyond the subnet as the host's:
 // per attached sandbox, a CNI-… chain in iptables' nat table and a
-// POSTROUTING rule jumping to it, both removed by Teardown. Per-sandbox
-// firewalling (egress allow-lists, microsegmentation) is a separate layer
-// added with nftables.
+// POSTROUTING rule jumping to it, both removed by Teardown. Firewalling is
+// a separate layer added with nftables: the build firewall (firewall.go)
+// and the app firewall's microsegmentation and egress allow-lists
+// (appfirewall.go).
 package netns
 
 import (

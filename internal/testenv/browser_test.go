@@ -6,8 +6,15 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/sys/unix"
 
 	"noops/internal/apitype"
 	"noops/internal/identity"
@@ -36,9 +44,9 @@ func TestBrowserLoginWithTOTP(t *testing.T) {
 
 	home := e.URL(app, "/")
 	u, _ := url.Parse(home)
-	ctx := startBrowser(t, e, chromium, u.Hostname(), 75*time.Second)
+	ctx := startBrowser(t, e, chromium, u.Hostname(), 45*time.Second)
 	step := func() context.Context {
-		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		c, cancel := context.WithTimeout(ctx, 15*time.Second)
 		t.Cleanup(cancel)
 		return c
 	}
@@ -166,16 +174,30 @@ func wrongCode(t *testing.T, secret string) string {
 // hosts at the gateway and accepts exactly the certificate the gateway
 // serves for host. The browser lives at most limit and is closed when the
 // test ends; the returned context is its tab.
+//
+// The browser runs in a network namespace of its own (see isolatedNet):
+// Chromium watches the machine's addresses and fails the requests in flight
+// with ERR_NETWORK_CHANGED whenever one comes or goes, which sandboxes
+// starting and stopping (this platform's, or another test's) do all the time.
 func startBrowser(t *testing.T, e *Env, exe, host string, limit time.Duration) context.Context {
 	t.Helper()
+	nsenter := need.Program(t, "nsenter")
+	ns := isolatedNet(t, e.HTTPS)
 	var out lockedBuffer // what Chromium prints, shown if the test fails
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{nsenter, "--net=" + ns, "--"}, cmd.Args...)
+			cmd.Path = nsenter // which execs Chromium, so the process stays the browser
+			// As chromedp does by default: the browser dies with the test.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		}),
 		chromedp.Headless,
 		chromedp.NoSandbox, // the test runs as root, where Chromium's sandbox will not start
 		chromedp.UserDataDir(t.TempDir()),
 		// App hosts (guarded.test.localhost) are in no DNS: send them all
-		// to the gateway's address. The URL keeps the gateway's port.
+		// to 127.0.0.1, where isolatedNet relays the gateway's port to the
+		// gateway. The URL keeps the gateway's port.
 		chromedp.Flag("host-resolver-rules", "MAP *."+e.Domain+" 127.0.0.1"),
 		// The platform's CA is in no trust store this browser reads. Rather
 		// than turn certificate checks off (--ignore-certificate-errors
@@ -217,6 +239,117 @@ func startBrowser(t *testing.T, e *Env, exe, host string, limit time.Duration) c
 		t.Fatalf("starting %s: %v\n%s", exe, err, out.String())
 	}
 	return bctx
+}
+
+// isolatedNet makes a network namespace that has only a loopback
+// interface, and in it a listener on the gateway's address that relays each
+// connection, byte for byte, to the gateway; TLS stays end to end. It
+// returns the namespace as a path for nsenter. Nothing in it changes while
+// the browser runs, and the browser reaches nothing but the gateway. The
+// namespace and the relay go away when the test ends.
+func isolatedNet(t *testing.T, gateway string) string {
+	t.Helper()
+	type made struct {
+		ns  *os.File
+		l   net.Listener
+		err error
+	}
+	ch := make(chan made, 1)
+	go func() {
+		// The thread moves to the new namespace and stays locked, so Go
+		// ends it with this goroutine instead of reusing it. Sockets keep
+		// the namespace they were made in.
+		runtime.LockOSThread()
+		var m made
+		m.err = func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("making a network namespace: %w", err)
+			}
+			if err := loopbackUp(); err != nil {
+				return err
+			}
+			var err error
+			if m.ns, err = os.Open("/proc/thread-self/ns/net"); err != nil {
+				return fmt.Errorf("opening the network namespace: %w", err)
+			}
+			if m.l, err = net.Listen("tcp", gateway); err != nil {
+				return fmt.Errorf("listening on %s in the browser's namespace: %w", gateway, err)
+			}
+			return nil
+		}()
+		ch <- m
+	}()
+	m := <-ch
+	if m.err != nil {
+		if m.ns != nil {
+			m.ns.Close()
+		}
+		t.Fatal(m.err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn // closed at the end, should the browser have left any open
+	)
+	t.Cleanup(func() {
+		m.l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+		m.ns.Close()
+	})
+	wg.Go(func() {
+		for {
+			c, err := m.l.Accept()
+			if err != nil {
+				return
+			}
+			d := net.Dialer{Timeout: 5 * time.Second}
+			up, err := d.Dial("tcp", gateway)
+			if err != nil {
+				t.Logf("relaying to the gateway: %v", err)
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				defer up.Close()
+				done := make(chan struct{}, 2)
+				go func() { io.Copy(up, c); done <- struct{}{} }()
+				go func() { io.Copy(c, up); done <- struct{}{} }()
+				<-done // either side closing ends the relay; the defers close both
+			})
+		}
+	})
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), m.ns.Fd())
+}
+
+// loopbackUp brings up the loopback interface of the calling thread's
+// network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("reading the flags of lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	return nil
 }
 
 // leafSPKI fetches the certificate the gateway serves for host, checks it

@@ -94,6 +94,7 @@ type App struct {
 	identity *identity.Service
 	access   *access.Access
 	workload *workload.Provider
+	firewall *firewall
 	images   *image.Store
 	registry *registry.Registry
 	stacks   *stack.Manager
@@ -180,6 +181,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"runtime", a.startRuntime},
 		{"build sandboxes", a.startBuilds},
 		{"gateway", a.startGateway},
+		{"app firewall", a.startFirewall},
 		{"supervisor", a.startSupervisor},
 		{"autoscaler", a.startAutoscaler},
 		{"control plane", a.startControl},
@@ -303,7 +305,9 @@ func (a *App) startStacks(context.Context) error {
 }
 
 func (a *App) startNetwork(context.Context) error {
-	n, err := netns.New(netns.Config{Bridge: a.cfg.Bridge, Subnet: a.cfg.Subnet, PluginDirs: a.cfg.PluginDirs, StateDir: a.path("net")})
+	// IPMasq gives sandboxes a default route, for the egress their
+	// manifests allow; the app firewall rejects everything else.
+	n, err := netns.New(netns.Config{Bridge: a.cfg.Bridge, Subnet: a.cfg.Subnet, IPMasq: true, PluginDirs: a.cfg.PluginDirs, StateDir: a.path("net")})
 	if err != nil {
 		return err
 	}
@@ -401,7 +405,7 @@ func (a *App) startSupervisor(ctx context.Context) error {
 		env = append(env, "NOOPS_GATEWAY_INTERNAL="+internalURL(bridgeAddr(a.net.Subnet()), ln))
 	}
 	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver,
-		Guard: a.access, Identities: a.workload, Env: env},
+		Guard: a.access, Identities: a.workload, Firewall: a.firewall, Env: env},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err

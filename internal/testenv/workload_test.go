@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -199,6 +200,27 @@ func TestSandboxIsolation(t *testing.T) {
 	code, body := e.Get(t, "front", "/dial?addr="+addr.String())
 	if code != 200 || !strings.HasPrefix(body, "refused") {
 		t.Errorf("front dialling back's sandbox %s directly: %d %q, want refused", addr, code, body)
+	}
+	// Nor a service of the host that is not the gateway.
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	bridge := netip.MustParsePrefix(e.cfg.Subnet).Masked().Addr().Next()
+	hostSvc := netip.AddrPortFrom(bridge, uint16(ln.Addr().(*net.TCPAddr).Port))
+	code, body = e.Get(t, "front", "/dial?addr="+hostSvc.String())
+	if code != 200 || !strings.HasPrefix(body, "refused") {
+		t.Errorf("front dialling the host's %s: %d %q, want refused", hostSvc, code, body)
 	}
 	// The gateway (the host) still reaches both.
 	if code, _ := e.Get(t, "back", "/healthz"); code != 200 {

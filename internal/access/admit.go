@@ -132,7 +132,7 @@ var errNoCredentials = errkind.Errorf(errkind.Unauthenticated, "sign in first: n
 // signals gathers what the trust score is made of.
 func (a *Access) signals(c *who, r *http.Request, now time.Time) trust.Input {
 	addr := clientAddr(r)
-	place := identity.PlaceOf(c.user.Habits, addr.String(), now)
+	place := a.id.Place(c.user, addr.String(), now)
 	in := trust.Input{
 		KnownNetwork: place.KnownNetwork, NewLocation: place.NewLocation, UsualHours: place.UsualHours,
 		FailedLogins: c.user.FailedLogins,

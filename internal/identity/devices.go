@@ -196,7 +196,9 @@ type DeviceIdentity struct {
 // checks. Revocation is still checked on every request.
 type certEntry struct {
 	device  string
+	user    string // as the SPIFFE ID names them
 	id      string
+	keyHash string // hex SHA-256 of the leaf's SubjectPublicKeyInfo
 	expires time.Time
 }
 
@@ -214,9 +216,8 @@ func (s *Service) VerifyDevice(ctx context.Context, chain []*x509.Certificate) (
 		return DeviceIdentity{}, errkind.Errorf(errkind.Unauthenticated, "no client certificate")
 	}
 	leaf, now := chain[0], s.cfg.Now()
-	key := string(leaf.Raw)
 	s.mu.Lock()
-	e, ok := s.certs[key]
+	e, ok := s.certs[string(leaf.Raw)] // no copy: the compiler looks up []byte keys in place
 	s.mu.Unlock()
 	if !ok || !now.Before(e.expires) {
 		var err error
@@ -227,7 +228,7 @@ func (s *Service) VerifyDevice(ctx context.Context, chain []*x509.Certificate) (
 		if len(s.certs) >= maxCerts {
 			clear(s.certs)
 		}
-		s.certs[key] = e
+		s.certs[string(leaf.Raw)] = e
 		s.mu.Unlock()
 	}
 	d, err := s.device(ctx, e.device)
@@ -237,17 +238,19 @@ func (s *Service) VerifyDevice(ctx context.Context, chain []*x509.Certificate) (
 	if err != nil {
 		return DeviceIdentity{}, err
 	}
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	if hex.EncodeToString(sum[:]) != d.KeyHash || !strings.HasPrefix(e.id, "spiffe://"+s.cfg.Domain+"/user/"+d.User+"/") {
+	if e.keyHash != d.KeyHash || e.user != d.User {
 		return DeviceIdentity{}, errkind.WithHint(errkind.Unauthenticated, fmt.Errorf("the certificate names device %s but carries another device's key", d.ID),
 			"each device signs in with its own key: run noops login on this device")
 	}
-	if err := s.trusted(ctx, d); err != nil {
-		return DeviceIdentity{}, err
+	if !d.Revoked.IsZero() {
+		return DeviceIdentity{}, s.trusted(ctx, d)
 	}
 	u, err := s.user(ctx, d.User)
 	if err != nil {
 		return DeviceIdentity{}, err
+	}
+	if u.Disabled {
+		return DeviceIdentity{}, errkind.Errorf(errkind.Permission, "user %s is disabled", u.Name)
 	}
 	return DeviceIdentity{Device: d, User: u, ID: e.id, Expires: e.expires}, nil
 }
@@ -275,8 +278,8 @@ func (s *Service) verifyChain(chain []*x509.Certificate, now time.Time) (certEnt
 	if !ok {
 		return certEntry{}, errkind.Errorf(errkind.Unauthenticated, "the client certificate has no device identity of %s (URI SAN %v)", s.cfg.Domain, id)
 	}
-	_ = user
-	return certEntry{device: dev, id: id.String(), expires: leaf.NotAfter}, nil
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return certEntry{device: dev, user: user, id: id.String(), keyHash: hex.EncodeToString(sum[:]), expires: leaf.NotAfter}, nil
 }
 
 // parseDeviceID reads spiffe://<domain>/user/<name>/device/<id>.

@@ -1,10 +1,13 @@
 package identity
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/netip"
 	"sort"
 	"time"
+
+	"noops/internal/store"
 )
 
 // habits is what the service learned of a user at successful sign-ins:
@@ -98,9 +101,12 @@ type Place struct {
 	UsualHours   bool // the user often signs in at this hour (or the next or previous)
 }
 
-// PlaceOf judges a request of a user from addr at t.
+// PlaceOf judges a request of a user whose habits are raw from addr at t.
 func PlaceOf(raw json.RawMessage, addr string, t time.Time) Place {
-	h := readHabits(raw)
+	return readHabits(raw).place(addr, t)
+}
+
+func (h habits) place(addr string, t time.Time) Place {
 	var p Place
 	if n := network(addr); n != "" {
 		cut := t.Add(-knownAfter).Unix()
@@ -124,4 +130,28 @@ func PlaceOf(raw json.RawMessage, addr string, t time.Time) Place {
 		p.UsualHours = h.Hours[hr]+h.Hours[(hr+1)%24]+h.Hours[(hr+23)%24] > 0
 	}
 	return p
+}
+
+// Place judges a request of u from addr at t as PlaceOf does, with u's
+// habits decoded once and kept while they do not change: it runs on every
+// request.
+func (s *Service) Place(u store.User, addr string, t time.Time) Place {
+	s.mu.Lock()
+	c, ok := s.habits[u.Name]
+	s.mu.Unlock()
+	if !ok || !bytes.Equal(c.raw, u.Habits) {
+		c = parsedHabits{raw: u.Habits, h: readHabits(u.Habits)}
+		s.mu.Lock()
+		if len(s.habits) >= maxCerts {
+			clear(s.habits)
+		}
+		s.habits[u.Name] = c
+		s.mu.Unlock()
+	}
+	return c.h.place(addr, t)
+}
+
+type parsedHabits struct {
+	raw json.RawMessage
+	h   habits
 }

@@ -72,7 +72,8 @@ type Service struct {
 	mu      sync.Mutex
 	users   map[string]cached[store.User]
 	devices map[string]cached[store.Device]
-	certs   map[string]certEntry // by certificate signature: chains already verified
+	certs   map[string]certEntry // by certificate DER: chains already verified
+	habits  map[string]parsedHabits
 }
 
 type cached[T any] struct {
@@ -104,7 +105,8 @@ func New(cfg Config, st store.Identities) *Service {
 		cfg.AttemptsPerMinute = DefaultAttempts
 	}
 	s := &Service{cfg: cfg, st: st, log: cfg.Logger,
-		users: map[string]cached[store.User]{}, devices: map[string]cached[store.Device]{}, certs: map[string]certEntry{}}
+		users: map[string]cached[store.User]{}, devices: map[string]cached[store.Device]{}, certs: map[string]certEntry{},
+		habits: map[string]parsedHabits{}}
 	s.throttle.init(cfg.AttemptsPerMinute)
 	return s
 }

@@ -72,6 +72,7 @@ type Set struct {
 	contextMaps   sync.Pool // of types.RecordMap: NewRecord copies it
 	signalMemo    memo[[9]int8, types.Value]
 	principalMemo memo[string, types.Entity]
+	decided       decisions
 }
 
 var (
@@ -198,7 +199,25 @@ func (s *Set) Public() bool { return s.public }
 // Authorize decides r. It denies by default: an action the set does not
 // serve, a trust score below the route's minimum, a Cedar evaluation error,
 // a matching forbid and the lack of a matching permit all deny.
-func (s *Set) Authorize(r Request) (d Decision) {
+func (s *Set) Authorize(r Request) Decision {
+	if s.public {
+		return Decision{Allow: true, Reason: "public", Policies: []string{"public"}}
+	}
+	k, ok := keyOf(r)
+	if ok {
+		if d, hit := s.decided.get(k); hit {
+			return d
+		}
+	}
+	d := s.authorize(r)
+	if ok {
+		s.decided.put(k, d)
+	}
+	return d
+}
+
+// authorize decides r without the memo.
+func (s *Set) authorize(r Request) (d Decision) {
 	defer func() {
 		// Never allow, nor take the gateway down, on a bug in an evaluator.
 		if p := recover(); p != nil {

@@ -32,7 +32,8 @@ const Prefix = "/.noops/"
 // who is the authenticated caller of a request.
 type who struct {
 	user    store.User
-	device  *identity.DeviceIdentity
+	device  bool // the caller presented a device certificate: dev
+	dev     identity.DeviceIdentity
 	session *store.Session
 	token   string // the session cookie's token, to renew it
 	renewed bool
@@ -58,8 +59,8 @@ func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool 
 		a.serveOwn(w, r, app)
 		return false
 	}
-	c, err := a.identify(r.Context(), r)
-	if err != nil {
+	var c who // on the stack: one request, one caller
+	if err := a.identify(r.Context(), r, &c); err != nil {
 		a.unauthenticated(w, r, app, err)
 		return false
 	}
@@ -69,19 +70,19 @@ func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool 
 		a.stepUp(w, r, app, route, reauth)
 		return false
 	}
-	in := a.signals(c, r, now)
+	in := a.signals(&c, r, now)
 	score := a.cfg.Weights.Score(in)
 	req := policy.Request{
 		Principal: policy.Principal{Kind: "user", Name: c.user.Name, Roles: c.user.Roles},
 		Action:    r.Method, App: app, Path: r.URL.Path, Trust: score,
 		SourceIP: clientAddr(r), Time: now,
 	}
-	if c.device != nil {
-		req.MTLS, req.Device = c.device.ID, c.device.Device.ID
+	if c.device {
+		req.MTLS, req.Device = c.dev.ID, c.dev.Device.ID
 	}
 	d := rule.set.Authorize(req)
 	if !d.Allow {
-		a.refuse(w, r, app, c, http.StatusForbidden, d.Reason)
+		a.refuse(w, r, app, &c, http.StatusForbidden, d.Reason)
 		a.log.Info("access denied", "app", app, "user", c.user.Name, "device", req.Device, "method", r.Method, "path", r.URL.Path,
 			"trust", score.String(), "min_trust", minTrust, "reason", d.Reason, "policies", d.Policies)
 		return false
@@ -93,14 +94,17 @@ func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool 
 	if c.renewed {
 		a.setCookie(w, c.token)
 	}
-	h[HeaderUser] = []string{c.user.Name}
+	vals := make([]string, 4) // one allocation for the four headers
+	vals[0], vals[1] = c.user.Name, strconv.Itoa(score.Total)
+	h[HeaderUser], h[HeaderTrust] = vals[0:1:1], vals[1:2:2]
 	if len(c.user.Roles) > 0 {
-		h[HeaderRoles] = []string{strings.Join(c.user.Roles, ",")}
+		vals[2] = strings.Join(c.user.Roles, ",")
+		h[HeaderRoles] = vals[2:3:3]
 	}
-	if c.device != nil {
-		h[HeaderDevice] = []string{c.device.Device.ID}
+	if c.device {
+		vals[3] = c.dev.Device.ID
+		h[HeaderDevice] = vals[3:4:4]
 	}
-	h[HeaderTrust] = []string{strconv.Itoa(score.Total)}
 	return true
 }
 
@@ -108,23 +112,25 @@ const debugLevel = -4
 
 // identify finds the caller: a device certificate wins over a cookie.
 // No credential at all is errkind.Unauthenticated with "no credentials".
-func (a *Access) identify(ctx context.Context, r *http.Request) (*who, error) {
+func (a *Access) identify(ctx context.Context, r *http.Request, c *who) error {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		d, err := a.id.VerifyDevice(ctx, r.TLS.PeerCertificates)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return &who{user: d.User, device: &d}, nil
+		c.dev, c.user, c.device = d, d.User, true
+		return nil
 	}
 	ck, err := r.Cookie(CookieName)
 	if err != nil {
-		return nil, errNoCredentials
+		return errNoCredentials
 	}
 	sess, u, renewed, err := a.id.Session(ctx, ck.Value)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &who{user: u, session: &sess, token: ck.Value, renewed: renewed}, nil
+	c.user, c.session, c.token, c.renewed = u, &sess, ck.Value, renewed
+	return nil
 }
 
 var errNoCredentials = errkind.Errorf(errkind.Unauthenticated, "sign in first: no session and no device certificate")
@@ -132,7 +138,7 @@ var errNoCredentials = errkind.Errorf(errkind.Unauthenticated, "sign in first: n
 // signals gathers what the trust score is made of.
 func (a *Access) signals(c *who, r *http.Request, now time.Time) trust.Input {
 	addr := clientAddr(r)
-	place := a.id.Place(c.user, addr.String(), now)
+	place := a.id.Place(c.user, addr, now)
 	in := trust.Input{
 		KnownNetwork: place.KnownNetwork, NewLocation: place.NewLocation, UsualHours: place.UsualHours,
 		FailedLogins: c.user.FailedLogins,
@@ -141,19 +147,23 @@ func (a *Access) signals(c *who, r *http.Request, now time.Time) trust.Input {
 		in.WAFHits = a.cfg.WAFHits(addr.String())
 	}
 	switch {
-	case c.device != nil:
+	case c.device:
 		// A device got its certificate by signing in with every factor
 		// its user has, and proves its key on every connection.
 		in.Password, in.DeviceCert = true, true
 		in.SecondFactor = c.user.TOTPSecret != "" && !c.user.TOTPPending
-		in.DeviceAge = now.Sub(c.device.Device.Created)
+		in.DeviceAge = now.Sub(c.dev.Device.Created)
 	case c.session != nil:
 		for _, f := range c.session.Factors {
 			switch f {
 			case identity.FactorPassword:
 				in.Password = true
-			case identity.FactorTOTP, identity.FactorPasskey:
+			case identity.FactorTOTP:
 				in.SecondFactor = true
+			case identity.FactorPasskey:
+				// A passkey is a key the device holds, unlocked by a user
+				// verification (PIN or biometrics): two factors.
+				in.Password, in.SecondFactor = true, true
 			}
 		}
 	}
@@ -212,8 +222,8 @@ func (a *Access) refuse(w http.ResponseWriter, r *http.Request, app string, c *w
 	actor := "anonymous " + clientAddr(r).String()
 	if c != nil {
 		actor = "user:" + c.user.Name
-		if c.device != nil {
-			actor += " device:" + c.device.Device.ID
+		if c.device {
+			actor += " device:" + c.dev.Device.ID
 		}
 	}
 	a.audit(store.AuditEntry{Time: a.cfg.Now(), Actor: actor, Action: "deny " + r.Method + " " + r.URL.Path, Target: "app:" + app, Status: status, Detail: reason})

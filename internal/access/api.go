@@ -35,7 +35,7 @@ func (a *Access) AuthorizeAPI(r *http.Request, verb string, write bool) (Caller,
 	if err != nil {
 		return Caller{}, err
 	}
-	c := &who{user: dev.User, device: &dev}
+	c := &who{user: dev.User, dev: dev, device: true}
 	now := a.cfg.Now()
 	score := a.cfg.Weights.Score(a.signals(c, r, now))
 	action := "read"

@@ -44,7 +44,9 @@ func (a *Access) serveOwn(w http.ResponseWriter, r *http.Request, app string) {
 	case Prefix + "whoami":
 		a.whoami(w, r, app)
 	default:
-		http.NotFound(w, r)
+		if !a.servePasskey(w, r, app) {
+			http.NotFound(w, r)
+		}
 	}
 }
 
@@ -107,15 +109,15 @@ func (a *Access) setCookie(w http.ResponseWriter, token string) {
 
 // whoami shows the caller's identity and the trust of this request.
 func (a *Access) whoami(w http.ResponseWriter, r *http.Request, app string) {
-	c, err := a.identify(r.Context(), r)
-	if err != nil {
+	c := new(who)
+	if err := a.identify(r.Context(), r, c); err != nil {
 		a.unauthenticated(w, r, app, err)
 		return
 	}
 	score := a.cfg.Weights.Score(a.signals(c, r, a.cfg.Now()))
 	out := map[string]any{"user": c.user.Name, "roles": c.user.Roles, "trust": score.Total, "signals": score.String()}
-	if c.device != nil {
-		out["device"], out["spiffe_id"], out["cert_expires"] = c.device.Device.ID, c.device.ID, c.device.Expires
+	if c.device {
+		out["device"], out["spiffe_id"], out["cert_expires"] = c.dev.Device.ID, c.dev.ID, c.dev.Expires
 	}
 	if c.session != nil {
 		out["session_expires"], out["factors"] = c.session.Expires, c.session.Factors
@@ -146,12 +148,13 @@ func safeRD(rd string) string {
 
 type pageData struct {
 	Title, Message, App, RD, User string
-	Login, Step                   bool
+	Count                         string // passkeys
+	Login, Step, Passkeys         bool
 }
 
 func (a *Access) page(w http.ResponseWriter, status int, d pageData) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	_ = pageTmpl.Execute(w, d)
@@ -171,5 +174,9 @@ button{padding:.5rem 1.5rem}.msg{padding:.75rem;background:#fff3f3;border:1px so
 <label>User <input name="user" id="user" autocomplete="username" value="{{.User}}" required></label>
 <label>Password <input name="password" id="password" type="password" autocomplete="current-password" required></label>
 <label>One-time code, if you have one <input name="code" id="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"></label>
-<button type="submit" id="submit">Sign in</button></form>{{end}}
+<button type="submit" id="submit">Sign in</button></form>
+<p>or <button type="button" id="passkey">Sign in with a passkey</button></p>{{end}}
+{{if .Passkeys}}<p>Signed in as <b>{{.User}}</b>, with <span id="count">{{.Count}}</span> passkey(s).</p>
+<p><button type="button" id="add-passkey">Add a passkey</button></p>{{end}}
+<script src="/.noops/passkey.js"></script>
 </body></html>`))

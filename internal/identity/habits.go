@@ -52,16 +52,22 @@ func network(addr string) string {
 	if err != nil {
 		return ""
 	}
+	p, ok := networkOf(ip)
+	if !ok {
+		return ""
+	}
+	return p.String()
+}
+
+// networkOf is addr's /24 (IPv4) or /64 (IPv6).
+func networkOf(ip netip.Addr) (netip.Prefix, bool) {
 	ip = ip.Unmap()
 	bits := 24
 	if ip.Is6() {
 		bits = 64
 	}
 	p, err := ip.Prefix(bits)
-	if err != nil {
-		return ""
-	}
-	return p.String()
+	return p, err == nil && ip.IsValid()
 }
 
 // learn records a successful sign-in from addr at t.
@@ -121,26 +127,39 @@ func (h habits) place(addr string, t time.Time) Place {
 			}
 		}
 	}
+	p.UsualHours = h.usual(t)
+	return p
+}
+
+// usual reports whether t falls in an hour (or next to one) the user
+// signed in at, once there were enough sign-ins to tell.
+func (h habits) usual(t time.Time) bool {
 	total := 0
 	for _, c := range h.Hours {
 		total += c
 	}
-	if total >= usualAfter {
-		hr := t.UTC().Hour()
-		p.UsualHours = h.Hours[hr]+h.Hours[(hr+1)%24]+h.Hours[(hr+23)%24] > 0
+	if total < usualAfter {
+		return false
 	}
-	return p
+	hr := t.UTC().Hour()
+	return h.Hours[hr]+h.Hours[(hr+1)%24]+h.Hours[(hr+23)%24] > 0
 }
 
 // Place judges a request of u from addr at t as PlaceOf does, with u's
 // habits decoded once and kept while they do not change: it runs on every
 // request.
-func (s *Service) Place(u store.User, addr string, t time.Time) Place {
+func (s *Service) Place(u store.User, addr netip.Addr, t time.Time) Place {
 	s.mu.Lock()
 	c, ok := s.habits[u.Name]
 	s.mu.Unlock()
 	if !ok || !bytes.Equal(c.raw, u.Habits) {
-		c = parsedHabits{raw: u.Habits, h: readHabits(u.Habits)}
+		h := readHabits(u.Habits)
+		c = parsedHabits{raw: u.Habits, h: h, nets: make(map[netip.Prefix]seen, len(h.Networks))}
+		for n, sn := range h.Networks {
+			if p, err := netip.ParsePrefix(n); err == nil {
+				c.nets[p] = sn
+			}
+		}
 		s.mu.Lock()
 		if len(s.habits) >= maxCerts {
 			clear(s.habits)
@@ -148,10 +167,26 @@ func (s *Service) Place(u store.User, addr string, t time.Time) Place {
 		s.habits[u.Name] = c
 		s.mu.Unlock()
 	}
-	return c.h.place(addr, t)
+	var p Place
+	if pfx, ok := networkOf(addr); ok {
+		cut := t.Add(-knownAfter).Unix()
+		sn, seenHere := c.nets[pfx]
+		p.KnownNetwork = seenHere && sn.First <= cut
+		if !seenHere {
+			for _, o := range c.nets {
+				if o.First <= cut {
+					p.NewLocation = true
+					break
+				}
+			}
+		}
+	}
+	p.UsualHours = c.h.usual(t)
+	return p
 }
 
 type parsedHabits struct {
-	raw json.RawMessage
-	h   habits
+	raw  json.RawMessage
+	h    habits
+	nets map[netip.Prefix]seen
 }

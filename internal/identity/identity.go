@@ -67,7 +67,8 @@ type Service struct {
 	st  store.Identities
 	log *slog.Logger
 
-	throttle throttle
+	throttle   throttle
+	ceremonies ceremonies // WebAuthn ceremonies in progress
 
 	mu      sync.Mutex
 	users   map[string]cached[store.User]

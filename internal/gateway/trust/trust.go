@@ -89,7 +89,7 @@ type Score struct {
 
 // Score computes the score of in.
 func (w Weights) Score(in Input) Score {
-	var s Score
+	s := Score{Parts: make([]Part, 0, len(Signals))}
 	add := func(sig Signal, on bool, pts int) {
 		if on && pts != 0 {
 			s.Parts = append(s.Parts, Part{sig, pts})

@@ -249,11 +249,15 @@ func (e *env) changeEnv(cmd *cobra.Command, app string, req apitype.EnvRequest) 
 func newAudit(e *env) *cobra.Command {
 	var since int64
 	var limit int
+	var verify bool
 	c := &cobra.Command{
 		Use:   "audit-log",
 		Short: "Show the append-only record of every change made through the API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if verify {
+				return e.verifyAudit(cmd)
+			}
 			rows, err := e.client().Audit(cmd.Context(), since, limit)
 			if err != nil {
 				return err
@@ -271,6 +275,7 @@ func newAudit(e *env) *cobra.Command {
 	}
 	c.Flags().Int64Var(&since, "since", 0, "show records after this sequence number")
 	c.Flags().IntVar(&limit, "limit", 100, "at most this many records")
+	c.Flags().BoolVar(&verify, "verify", false, "read the whole log and check its hash chain: a changed, removed or reordered record shows")
 	addJSON(c, e)
 	return c
 }

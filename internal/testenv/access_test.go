@@ -21,6 +21,7 @@ import (
 	"noops/internal/apiclient"
 	"noops/internal/apitype"
 	"noops/internal/identity"
+	"noops/internal/store"
 )
 
 // guardedApp copies hello-go with an access section.
@@ -248,6 +249,13 @@ func TestZeroTrust(t *testing.T) {
 	}
 	if denies < 5 {
 		t.Errorf("%d refusals of guarded in the audit log, want at least 5", denies)
+	}
+	chain := make([]store.AuditEntry, len(entries))
+	for i, en := range entries {
+		chain[i] = store.AuditEntry{Seq: en.Seq, Time: en.Time, Actor: en.Actor, Action: en.Action, Target: en.Target, Status: en.Status, Detail: en.Detail, Hash: en.Hash}
+	}
+	if c := store.VerifyAudit(chain); c.BrokenAt != 0 || c.Unhashed != 0 || c.Entries != len(entries) {
+		t.Errorf("the audit log's chain read over the API: %+v, want %d intact entries", c, len(entries))
 	}
 }
 

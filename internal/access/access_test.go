@@ -2,7 +2,11 @@ package access_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -247,5 +251,83 @@ func TestDenialsAreAudited(t *testing.T) {
 	}
 	if c := store.VerifyAudit(entries); c.BrokenAt != 0 {
 		t.Errorf("audit chain broken: %+v", c)
+	}
+}
+
+func TestSessionStaysWithItsApp(t *testing.T) {
+	f := newFixture(t)
+	f.setApp(t, "shop", spec.Access{Policy: "authenticated"}, "")
+	f.setApp(t, "blog", spec.Access{Policy: "authenticated"}, "")
+	cookie := f.login(t, "shop", false)
+	_, ok, r := f.do(t, "GET", "shop", "/", http.Header{"Cookie": {cookie + "; theme=dark"}, access.HeaderWorkload: {"billing"}}, "")
+	if !ok {
+		t.Fatal("shop refused its own session")
+	}
+	if got := r.Header.Get("Cookie"); got != "theme=dark" {
+		t.Errorf("the app saw Cookie %q, want only theme=dark: the session token must not reach it", got)
+	}
+	if got := r.Header.Get(access.HeaderWorkload); got != "" {
+		t.Errorf("a forged %s reached the app: %q", access.HeaderWorkload, got)
+	}
+	// An app that saw the token anyway (or a user who copies it) cannot
+	// use it on another app.
+	w, ok, _ := f.do(t, "GET", "blog", "/", http.Header{"Cookie": {cookie}}, "")
+	if ok || w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "another app") {
+		t.Errorf("shop's session on blog: %d %v %q, want 401 saying it belongs to another app", w.Code, ok, w.Body)
+	}
+}
+
+func TestPasskeyNeedsSecondFactorSession(t *testing.T) {
+	f := newFixture(t)
+	f.setApp(t, "app", spec.Access{Policy: "authenticated"}, "")
+	cookie := f.login(t, "app", false) // password only
+	hdr := http.Header{"Cookie": {cookie}, "Origin": {"https://app.example.test"}, "Content-Type": {"application/json"}}
+	w, _, _ := f.do(t, "POST", "app", "/.noops/passkey/register/begin", hdr, "{}")
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "second factor") {
+		t.Errorf("passkey registration from a password-only session: %d %q, want 403", w.Code, w.Body)
+	}
+	// Sign-in ceremonies start without a session, from the same origin only.
+	w, _, _ = f.do(t, "POST", "app", "/.noops/passkey/login/begin", http.Header{"Origin": {"https://app.example.test"}}, "{}")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"challenge"`) || !strings.Contains(w.Body.String(), `"userVerification": "required"`) && !strings.Contains(w.Body.String(), `"userVerification":"required"`) {
+		t.Errorf("passkey sign-in begin: %d %q, want options with a challenge and required user verification", w.Code, w.Body)
+	}
+	w, _, _ = f.do(t, "POST", "app", "/.noops/passkey/login/begin", http.Header{"Origin": {"https://evil.example"}}, "{}")
+	if w.Code != http.StatusForbidden {
+		t.Errorf("cross-site passkey begin: %d, want 403", w.Code)
+	}
+}
+
+// TestDeviceCountsWhatItProved checks that a device signed in with a
+// password alone does not gain the second factor its user enrols later.
+func TestDeviceCountsWhatItProved(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	auth, err := f.id.Authenticate(ctx, identity.Login{User: "alice", Password: pw, Addr: "192.0.2.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := f.id.Enroll(ctx, auth, "laptop", csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := f.id.EnrollTOTP(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := identity.TOTPCode(en.Secret, f.clk.Now())
+	if err := f.id.ConfirmTOTP(ctx, "alice", code); err != nil {
+		t.Fatal(err)
+	}
+	f.setApp(t, "app", spec.Access{Policy: "authenticated", MinTrust: 30}, "")
+	leaf, _ := x509.ParseCertificate(cert.Leaf)
+	inter, _ := x509.ParseCertificate(cert.Chain)
+	r := httptest.NewRequest("GET", "https://app.example.test/", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf, inter}}
+	r.RemoteAddr = "192.0.2.7:5555"
+	w := httptest.NewRecorder()
+	if f.acc.Admit(w, r, "app") || w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "trust 20") {
+		t.Errorf("password-only device after TOTP enrolment: %d %q, want 403 with trust 20", w.Code, w.Body)
 	}
 }

@@ -44,9 +44,10 @@ type who struct {
 // redirect, 401 or 403 with the reason). It implements gateway.Guard.
 func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool {
 	h := r.Header
-	for _, k := range []string{HeaderUser, HeaderRoles, HeaderDevice, HeaderTrust} {
+	for _, k := range []string{HeaderUser, HeaderRoles, HeaderDevice, HeaderTrust, HeaderWorkload} {
 		delete(h, k)
 	}
+	defer stripSession(h) // the app never sees the session token
 	rule := (*a.apps.Load())[app]
 	if rule == nil {
 		a.refuse(w, r, app, nil, http.StatusForbidden, fmt.Sprintf("%s has no access policy yet: no release of it is live", app))
@@ -60,7 +61,7 @@ func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool 
 		return false
 	}
 	var c who // on the stack: one request, one caller
-	if err := a.identify(r.Context(), r, &c); err != nil {
+	if err := a.identify(r.Context(), r, app, &c); err != nil {
 		a.unauthenticated(w, r, app, err)
 		return false
 	}
@@ -110,9 +111,12 @@ func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool 
 
 const debugLevel = -4
 
+// failedLoginWindow is how long wrong guesses count against a session.
+const failedLoginWindow = time.Hour
+
 // identify finds the caller: a device certificate wins over a cookie.
 // No credential at all is errkind.Unauthenticated with "no credentials".
-func (a *Access) identify(ctx context.Context, r *http.Request, c *who) error {
+func (a *Access) identify(ctx context.Context, r *http.Request, app string, c *who) error {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		d, err := a.id.VerifyDevice(ctx, r.TLS.PeerCertificates)
 		if err != nil {
@@ -125,7 +129,7 @@ func (a *Access) identify(ctx context.Context, r *http.Request, c *who) error {
 	if err != nil {
 		return errNoCredentials
 	}
-	sess, u, renewed, err := a.id.Session(ctx, ck.Value)
+	sess, u, renewed, err := a.id.SessionFor(ctx, ck.Value, app)
 	if err != nil {
 		return err
 	}
@@ -139,19 +143,23 @@ var errNoCredentials = errkind.Errorf(errkind.Unauthenticated, "sign in first: n
 func (a *Access) signals(c *who, r *http.Request, now time.Time) trust.Input {
 	addr := clientAddr(r)
 	place := a.id.Place(c.user, addr, now)
-	in := trust.Input{
-		KnownNetwork: place.KnownNetwork, NewLocation: place.NewLocation, UsualHours: place.UsualHours,
-		FailedLogins: c.user.FailedLogins,
+	in := trust.Input{KnownNetwork: place.KnownNetwork, NewLocation: place.NewLocation, UsualHours: place.UsualHours}
+	// Wrong guesses at the user's password in the last hour lower the
+	// trust of browser sessions; a device proves its key on every
+	// connection, and guesses from elsewhere must not lock it out.
+	if !c.device && now.Sub(c.user.LastFailure) < failedLoginWindow {
+		in.FailedLogins = c.user.FailedLogins
 	}
 	if a.cfg.WAFHits != nil {
 		in.WAFHits = a.cfg.WAFHits(addr.String())
 	}
 	switch {
 	case c.device:
-		// A device got its certificate by signing in with every factor
-		// its user has, and proves its key on every connection.
-		in.Password, in.DeviceCert = true, true
-		in.SecondFactor = c.user.TOTPSecret != "" && !c.user.TOTPPending
+		// A device counts what its user proved when it signed in, and
+		// proves its key on every connection.
+		in.DeviceCert = true
+		in.Password = len(c.dev.Device.Factors) > 0
+		in.SecondFactor = identity.SecondFactor(c.dev.Device.Factors)
 		in.DeviceAge = now.Sub(c.dev.Device.Created)
 	case c.session != nil:
 		for _, f := range c.session.Factors {
@@ -239,4 +247,34 @@ func (a *Access) refuse(w http.ResponseWriter, r *http.Request, app string, c *w
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), reason)
+}
+
+// stripSession removes the session cookie from the Cookie header, so that
+// an app cannot replay its users' session tokens.
+func stripSession(h http.Header) {
+	lines := h["Cookie"]
+	for i, line := range lines {
+		if !strings.Contains(line, CookieName) {
+			continue
+		}
+		parts := strings.Split(line, ";")
+		kept := parts[:0]
+		for _, p := range parts {
+			if name, _, _ := strings.Cut(strings.TrimSpace(p), "="); name != CookieName {
+				kept = append(kept, p)
+			}
+		}
+		lines[i] = strings.TrimSpace(strings.Join(kept, ";"))
+	}
+	out := lines[:0]
+	for _, l := range lines {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		delete(h, "Cookie")
+	} else {
+		h["Cookie"] = out
+	}
 }

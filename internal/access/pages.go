@@ -92,7 +92,7 @@ func (a *Access) login(w http.ResponseWriter, r *http.Request, app string) {
 			return
 		}
 	}
-	token, _, err := a.id.StartSession(r.Context(), auth, clientAddr(r).String())
+	token, _, err := a.id.StartSessionFor(r.Context(), auth, clientAddr(r).String(), app)
 	if err != nil {
 		a.log.Error("starting a session", "app", app, "err", err)
 		a.page(w, http.StatusInternalServerError, pageData{Title: "Sign in", App: app, Login: true, RD: rd, Message: "the platform could not start a session; try again"})
@@ -110,7 +110,7 @@ func (a *Access) setCookie(w http.ResponseWriter, token string) {
 // whoami shows the caller's identity and the trust of this request.
 func (a *Access) whoami(w http.ResponseWriter, r *http.Request, app string) {
 	c := new(who)
-	if err := a.identify(r.Context(), r, c); err != nil {
+	if err := a.identify(r.Context(), r, app, c); err != nil {
 		a.unauthenticated(w, r, app, err)
 		return
 	}

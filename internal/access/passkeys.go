@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"noops/internal/errkind"
+	"noops/internal/identity"
 	"noops/internal/store"
 )
 
@@ -23,7 +24,7 @@ func (a *Access) servePasskey(w http.ResponseWriter, r *http.Request, app string
 		_, _ = w.Write(passkeyJS)
 	case Prefix + "passkeys":
 		c := new(who)
-		if err := a.identify(r.Context(), r, c); err != nil || c.session == nil {
+		if err := a.identify(r.Context(), r, app, c); err != nil || c.session == nil {
 			http.Redirect(w, r, loginURL(Prefix+"passkeys", false), http.StatusFound)
 			return true
 		}
@@ -47,7 +48,7 @@ func (a *Access) servePasskey(w http.ResponseWriter, r *http.Request, app string
 			a.ceremonyAnswer(w, nil, err)
 			return true
 		}
-		token, _, err := a.id.StartSession(r.Context(), auth, clientAddr(r).String())
+		token, _, err := a.id.StartSessionFor(r.Context(), auth, clientAddr(r).String(), app)
 		if err != nil {
 			a.ceremonyAnswer(w, nil, err)
 			return true
@@ -59,8 +60,14 @@ func (a *Access) servePasskey(w http.ResponseWriter, r *http.Request, app string
 			return true
 		}
 		c := new(who)
-		if err := a.identify(r.Context(), r, c); err != nil || c.session == nil {
+		if err := a.identify(r.Context(), r, app, c); err != nil || c.session == nil {
 			a.ceremonyAnswer(w, nil, errkind.Errorf(errkind.Unauthenticated, "sign in first, then add a passkey"))
+			return true
+		}
+		if !identity.SecondFactor(c.session.Factors) {
+			// A stolen password alone must not mint a lasting second factor.
+			a.ceremonyAnswer(w, nil, errkind.Errorf(errkind.Permission,
+				"add a passkey from a session signed in with a second factor (a one-time code or another passkey)"))
 			return true
 		}
 		if r.URL.Path == Prefix+"passkey/register/begin" {

@@ -24,6 +24,7 @@ type Identity interface {
 	EnrollTOTP(ctx context.Context, name string) (identity.Enrolment, error)
 	ConfirmTOTP(ctx context.Context, name, code string) error
 	ResetTOTP(ctx context.Context, name string) error
+	ResetPasskeys(ctx context.Context, name string) error
 	Devices(ctx context.Context, user string) ([]store.Device, error)
 	Revoke(ctx context.Context, id, reason string) (store.Device, error)
 	Authenticate(ctx context.Context, l identity.Login) (identity.Auth, error)
@@ -210,8 +211,17 @@ func (s *server) changeUser(w http.ResponseWriter, r *http.Request) error {
 		}
 		did = append(did, "TOTP reset")
 	}
+	if req.ResetPasskeys {
+		if err := s.cfg.Identity.ResetPasskeys(r.Context(), name); err != nil {
+			return err
+		}
+		if u, err = s.cfg.Identity.User(r.Context(), name); err != nil {
+			return err
+		}
+		did = append(did, "passkeys removed")
+	}
 	if len(did) == 0 {
-		return errkind.Errorf(errkind.Invalid, "nothing to change: give disabled, roles, password or reset_totp")
+		return errkind.Errorf(errkind.Invalid, "nothing to change: give disabled, roles, password, reset_totp or reset_passkeys")
 	}
 	setDetail(r, joinRoles(did))
 	writeJSON(w, http.StatusOK, userOut(u))

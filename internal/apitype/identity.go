@@ -29,6 +29,8 @@ type UserChange struct {
 	Password *string   `json:"password,omitempty"`
 	// ResetTOTP removes the user's TOTP (a lost authenticator).
 	ResetTOTP bool `json:"reset_totp,omitempty"`
+	// ResetPasskeys removes all the user's passkeys.
+	ResetPasskeys bool `json:"reset_passkeys,omitempty"`
 }
 
 // TOTPEnrolment is a new TOTP secret to scan (POST /v1/users/{user}/totp).

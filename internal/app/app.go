@@ -223,7 +223,14 @@ func (a *App) StopSandboxes(ctx context.Context) error {
 	if a.super == nil {
 		return nil
 	}
-	return a.super.StopAll(ctx)
+	if err := a.super.StopAll(ctx); err != nil {
+		return err
+	}
+	if a.firewall != nil {
+		// No sandbox is left to confine.
+		return a.firewall.fw.Close()
+	}
+	return nil
 }
 
 func (a *App) startData(context.Context) error {

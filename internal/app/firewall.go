@@ -31,7 +31,8 @@ func (a *App) startFirewall(context.Context) error {
 		return fmt.Errorf("applying the app network's firewall: %w", err)
 	}
 	a.firewall = &firewall{fw: fw}
-	a.started1("app firewall", func(context.Context) error { return fw.Close() })
+	// The tables stay when the server stops: sandboxes outlive it, and
+	// so must their confinement. The next server replaces them.
 	return nil
 }
 

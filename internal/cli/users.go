@@ -19,7 +19,7 @@ import (
 func newUsers(e *env) *cobra.Command {
 	c := &cobra.Command{Use: "users", Short: "Manage the users of the built-in identity store"}
 	c.AddCommand(newUsersAdd(e), newUsersList(e), newUsersSet(e, "disable", true), newUsersSet(e, "enable", false),
-		newUsersRoles(e), newUsersPasswd(e), newUsersTOTP(e))
+		newUsersRoles(e), newUsersPasswd(e), newUsersTOTP(e), newUsersResetPasskeys(e))
 	return c
 }
 
@@ -222,4 +222,19 @@ func newUsersTOTP(e *env) *cobra.Command {
 	c.Flags().BoolVar(&reset, "reset", false, "remove the user's TOTP (a lost authenticator) so that a new one can be enrolled")
 	addJSON(c, e)
 	return c
+}
+
+func newUsersResetPasskeys(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset-passkeys NAME",
+		Short: "Remove all of a user's passkeys (a lost or cloned authenticator)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := e.client().ChangeUser(cmd.Context(), args[0], apitype.UserChange{ResetPasskeys: true}); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "passkeys of %s removed\n", args[0])
+			return nil
+		},
+	}
 }

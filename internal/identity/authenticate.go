@@ -33,8 +33,11 @@ type Auth struct {
 }
 
 // HasSecondFactor reports whether the sign-in proved more than a password.
-func (a Auth) HasSecondFactor() bool {
-	for _, f := range a.Factors {
+func (a Auth) HasSecondFactor() bool { return SecondFactor(a.Factors) }
+
+// SecondFactor reports whether factors hold more than a password.
+func SecondFactor(factors []string) bool {
+	for _, f := range factors {
 		if f == FactorTOTP || f == FactorPasskey {
 			return true
 		}
@@ -140,6 +143,7 @@ func (s *Service) wrong(ctx context.Context, l Login, reason string, err error) 
 			u.FailedLogins, u.LockedUntil = 0, time.Time{} // a lock that ended starts the count again
 		}
 		u.FailedLogins++
+		u.LastFailure = now
 		if u.FailedLogins >= s.cfg.LockAfter {
 			u.LockedUntil = now.Add(s.cfg.LockFor)
 		}

@@ -50,7 +50,8 @@ func (s *Service) Enroll(ctx context.Context, a Auth, name string, csr []byte) (
 	if err != nil {
 		return Certificate{}, err
 	}
-	d, err := s.st.CreateDevice(ctx, store.Device{ID: newDeviceID(), User: a.User.Name, Name: name, KeyHash: keyHash, Created: s.cfg.Now()})
+	d, err := s.st.CreateDevice(ctx, store.Device{ID: newDeviceID(), User: a.User.Name, Name: name, KeyHash: keyHash, Created: s.cfg.Now(),
+		Factors: a.Factors})
 	if err != nil {
 		return Certificate{}, err
 	}

@@ -231,15 +231,25 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, token, origin, addr st
 	}
 	_, cred, err := rp.FinishPasskeyLogin(handler, c.data, r)
 	if err != nil {
-		s.failed(Login{User: found.Name, Addr: addr}, "passkey refused")
-		return Auth{}, errkind.Errorf(errkind.Unauthenticated, "the passkey was not accepted: %v", webauthnReason(err))
+		refused := errkind.Errorf(errkind.Unauthenticated, "the passkey was not accepted: %v", webauthnReason(err))
+		if found.Name != "" {
+			return Auth{}, s.wrong(ctx, Login{User: found.Name, Addr: addr}, "passkey refused", refused)
+		}
+		s.failed(Login{Addr: addr}, "passkey refused")
+		return Auth{}, refused
 	}
 	if cred.Authenticator.CloneWarning {
-		s.failed(Login{User: found.Name, Addr: addr}, "cloned passkey")
-		return Auth{}, errkind.Errorf(errkind.Unauthenticated, "the passkey's signature counter went back: it may have been cloned; remove it and add a new one")
+		return Auth{}, s.wrong(ctx, Login{User: found.Name, Addr: addr}, "cloned passkey", errkind.WithHint(errkind.Unauthenticated,
+			errors.New("the passkey's signature counter went back: it may have been cloned"),
+			"an admin removes the user's passkeys with noops users reset-passkeys "+found.Name+"; then add a new one"))
 	}
 	if found.Disabled {
 		return Auth{}, errkind.Errorf(errkind.Permission, "%s is disabled", found.Name)
+	}
+	if now.Before(found.LockedUntil) {
+		s.failed(Login{User: found.Name, Addr: addr}, "locked")
+		return Auth{}, errkind.WithHint(errkind.TooMany, fmt.Errorf("%s is locked after %d failed sign-ins", found.Name, found.FailedLogins),
+			fmt.Sprintf("try again after %s, or ask an admin to reset the password", found.LockedUntil.UTC().Format(time.TimeOnly+" MST")))
 	}
 	u, err := s.updateUser(ctx, found.Name, func(u *store.User) error {
 		creds, err := passkeysOf(*u)
@@ -273,4 +283,11 @@ func webauthnReason(err error) string {
 		return pe.Details + ": " + pe.DevInfo
 	}
 	return err.Error()
+}
+
+// ResetPasskeys removes all of a user's passkeys (a lost or cloned
+// authenticator).
+func (s *Service) ResetPasskeys(ctx context.Context, name string) error {
+	_, err := s.updateUser(ctx, name, func(u *store.User) error { u.Passkeys = nil; return nil })
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"noops/internal/errkind"
@@ -19,11 +20,22 @@ const renewEvery = time.Minute
 // StartSession opens a browser session for a sign-in and returns the token
 // for the cookie. Only the token's hash is stored.
 func (s *Service) StartSession(ctx context.Context, a Auth, addr string) (string, store.Session, error) {
+	return s.StartSessionFor(ctx, a, addr, "")
+}
+
+// StartSessionFor opens a session valid only for audience (an app): the
+// token is "<audience>.<random>", and since only the hash of the whole
+// token is stored, a token cannot be moved to another audience by
+// changing its prefix. SessionFor refuses a token of another audience.
+func (s *Service) StartSessionFor(ctx context.Context, a Auth, addr, audience string) (string, store.Session, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", store.Session{}, fmt.Errorf("choosing a session token: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
+	if audience != "" {
+		token = audience + "." + token
+	}
 	now := s.cfg.Now()
 	expires := now.Add(min(s.cfg.SessionIdle, s.cfg.SessionMax)) // never past SessionMax, as renewals
 	sess, err := s.st.CreateSession(ctx, store.Session{ID: tokenID(token), User: a.User.Name, Created: now, AuthTime: a.Time,
@@ -43,7 +55,20 @@ func tokenID(token string) string {
 // be sent again. An unknown or expired token, or a disabled user, is
 // Unauthenticated.
 func (s *Service) Session(ctx context.Context, token string) (sess store.Session, u store.User, renewed bool, err error) {
-	if len(token) != 43 {
+	return s.SessionFor(ctx, token, "")
+}
+
+// SessionFor is Session for a token of audience (StartSessionFor).
+func (s *Service) SessionFor(ctx context.Context, token, audience string) (sess store.Session, u store.User, renewed bool, err error) {
+	if audience != "" {
+		rest, ok := strings.CutPrefix(token, audience+".")
+		if !ok {
+			return sess, u, false, errkind.Errorf(errkind.Unauthenticated, "the session cookie belongs to another app: sign in here")
+		}
+		if len(rest) != 43 {
+			return sess, u, false, errkind.Errorf(errkind.Unauthenticated, "no session")
+		}
+	} else if len(token) != 43 {
 		return sess, u, false, errkind.Errorf(errkind.Unauthenticated, "no session")
 	}
 	id := tokenID(token)

@@ -78,8 +78,12 @@ func (a *Access) defaults() {
 		a.Policy = AccessAuthenticated
 	}
 	for i := range a.Routes {
+		// A route only tightens: what it leaves unset is the app's.
 		if a.Routes[i].MinTrust == 0 {
 			a.Routes[i].MinTrust = a.MinTrust
+		}
+		if a.Routes[i].Reauth == 0 {
+			a.Routes[i].Reauth = a.Reauth
 		}
 	}
 }

@@ -26,6 +26,7 @@ type User struct {
 	// sign-in; LockedUntil refuses sign-ins until then.
 	FailedLogins int
 	LockedUntil  time.Time
+	LastFailure  time.Time // the last wrong password or code
 	LastLogin    time.Time
 	// Passkeys are the user's WebAuthn credentials and Habits what the
 	// identity package learned of the user's networks and hours, both
@@ -48,6 +49,9 @@ type Device struct {
 	RevokeReason string
 	CertSerial   string // of the last certificate issued, hex
 	CertExpires  time.Time
+	// Factors are what the user proved when the device signed in
+	// ("password", "totp"): its requests count them.
+	Factors []string
 }
 
 // Session is a browser session. ID is the hex SHA-256 of the cookie's

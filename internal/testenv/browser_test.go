@@ -45,24 +45,10 @@ func TestBrowserLoginWithTOTP(t *testing.T) {
 	home := e.URL(app, "/")
 	u, _ := url.Parse(home)
 	ctx := startBrowser(t, e, chromium, u.Hostname(), 45*time.Second)
-	step := func() context.Context {
-		c, cancel := context.WithTimeout(ctx, 15*time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
-	field := func(id, v string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(chromedp.Clear(chromedp.ID(id)), chromedp.SendKeys(chromedp.ID(id), v))
-	}
+	step := stepper(t, ctx)
 	signIn := func(code string) *network.Response {
 		t.Helper()
-		resp, err := chromedp.RunResponse(step(),
-			chromedp.WaitVisible(chromedp.ID("login")),
-			field("user", user), field("password", pw), field("code", code),
-			chromedp.Click(chromedp.ID("submit")))
-		if err != nil {
-			t.Fatalf("submitting the sign-in form with code %s: %v", code, err)
-		}
-		return resp
+		return submitSignIn(t, step(), user, pw, code)
 	}
 
 	// Nobody signed in: the browser is sent to the sign-in form.
@@ -125,6 +111,33 @@ func TestBrowserLoginWithTOTP(t *testing.T) {
 		t.Errorf("reload ended on %s with status %d, want the app's / with 200", loc, resp.Status)
 	}
 	showsApp(t, step(), "after a reload")
+}
+
+// stepper returns a func that bounds one step in the tab ctx: each
+// context it returns ends after 15 seconds, or with the test.
+func stepper(t *testing.T, ctx context.Context) func() context.Context {
+	return func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 15*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+}
+
+// submitSignIn fills in the sign-in form the tab shows, as a person types,
+// submits it and returns the response of the page it leads to.
+func submitSignIn(t *testing.T, ctx context.Context, user, pw, code string) *network.Response {
+	t.Helper()
+	field := func(id, v string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(chromedp.Clear(chromedp.ID(id)), chromedp.SendKeys(chromedp.ID(id), v))
+	}
+	resp, err := chromedp.RunResponse(ctx,
+		chromedp.WaitVisible(chromedp.ID("login")),
+		field("user", user), field("password", pw), field("code", code),
+		chromedp.Click(chromedp.ID("submit")))
+	if err != nil {
+		t.Fatalf("submitting the sign-in form with code %s: %v", code, err)
+	}
+	return resp
 }
 
 // enrolTOTP adds an admin with a password and a confirmed TOTP enrolment

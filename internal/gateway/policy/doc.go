@@ -47,7 +47,7 @@
 //	method      String   the HTTP method ("" for the platform API)
 //	mtls        String   SPIFFE ID of the client certificate, "" without
 //	device      String   the device ID, "" without
-//	verb        String   the platform API verb ("deploy"), "" for HTTP
+//	verb        String   the platform API route ("POST /v1/apps/{app}/deploy"), "" for HTTP
 //
 // # Deciding
 //
@@ -56,9 +56,11 @@
 //  1. A public app allows everything (reason "public").
 //  2. An action the Set does not serve (not an HTTP method for an app, not
 //     read/write for the platform) or an unknown principal kind is denied.
-//  3. The minimum trust of the route (spec.Access.Rule) is checked before
-//     any policy runs; below it the request is denied with the score, the
-//     minimum and the sign-in signals that would raise it.
+//  3. For a user, the minimum trust of the route (spec.Access.Rule) is
+//     checked before any policy runs; below it the request is denied with
+//     the score, the minimum and the sign-in signals that would raise it.
+//     A workload has no trust score to speak of (it proves its SVID on
+//     every connection): only the policies judge it.
 //  4. The Cedar policies are evaluated. Any evaluation error denies (even
 //     where Cedar would let another permit decide), a matching forbid
 //     denies, a matching permit allows, and with no matching permit the

@@ -16,7 +16,7 @@ import (
 // UpdateDevice rewrites.
 const (
 	deviceKeyCols  = `id, user, created`
-	deviceDataCols = `name, key_hash, last_seen, revoked, revoke_reason, cert_serial, cert_expires`
+	deviceDataCols = `name, key_hash, last_seen, revoked, revoke_reason, cert_serial, cert_expires, factors`
 	deviceCols     = deviceKeyCols + `, ` + deviceDataCols
 )
 
@@ -24,9 +24,14 @@ func scanDevice(s scanner) (store.Device, error) {
 	var d store.Device
 	var created int64
 	var lastSeen, revoked, certExpires sql.NullInt64
+	var factors string
 	if err := s.Scan(&d.ID, &d.User, &created, &d.Name, &d.KeyHash, &lastSeen, &revoked, &d.RevokeReason,
-		&d.CertSerial, &certExpires); err != nil {
+		&d.CertSerial, &certExpires, &factors); err != nil {
 		return store.Device{}, err
+	}
+	var err error
+	if d.Factors, err = decodeList(factors); err != nil {
+		return store.Device{}, fmt.Errorf("decoding factors of device %q: %w", d.ID, err)
 	}
 	d.Created = fromNanos(created)
 	d.LastSeen, d.Revoked, d.CertExpires = fromOptNanos(lastSeen), fromOptNanos(revoked), fromOptNanos(certExpires)
@@ -58,8 +63,12 @@ func deviceValues(d store.Device) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	factors, err := encodeList("factor", d.Factors)
+	if err != nil {
+		return nil, err
+	}
 	return []any{d.ID, d.User, created, d.Name, d.KeyHash, lastSeen, revoked, d.RevokeReason,
-		d.CertSerial, certExpires}, nil
+		d.CertSerial, certExpires, factors}, nil
 }
 
 func deviceNotFound(id string) error {

@@ -135,6 +135,7 @@ CREATE TABLE users (
 	totp_last_step INTEGER NOT NULL DEFAULT 0,
 	failed_logins  INTEGER NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
 	locked_until   INTEGER,
+	last_failure   INTEGER,
 	last_login     INTEGER,
 	passkeys       TEXT CHECK (passkeys IS NULL OR json_valid(passkeys)),
 	habits         TEXT CHECK (habits IS NULL OR json_valid(habits))
@@ -160,7 +161,8 @@ CREATE TABLE devices (
 	revoked       INTEGER,
 	revoke_reason TEXT NOT NULL,
 	cert_serial   TEXT NOT NULL,
-	cert_expires  INTEGER
+	cert_expires  INTEGER,
+	factors       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(factors) AND json_type(factors) = 'array')
 ) STRICT;
 
 CREATE INDEX devices_by_user ON devices (user, created, id);

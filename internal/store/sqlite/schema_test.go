@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -351,7 +352,7 @@ func TestIdentitySchemaRefuses(t *testing.T) {
 			if got, err := db.GetUser(ctx, "ana"); err != nil || !got.Created.Equal(u.Created) || !slices.Equal(got.Roles, u.Roles) {
 				t.Errorf("user ana after %q = %+v, %v; want it unchanged", tc.sql, got, err)
 			}
-			if got, err := db.GetDevice(ctx, "d1"); err != nil || got != d {
+			if got, err := db.GetDevice(ctx, "d1"); err != nil || !reflect.DeepEqual(got, d) {
 				t.Errorf("device d1 after %q = %+v, %v; want it unchanged", tc.sql, got, err)
 			}
 			if got, err := db.GetSession(ctx, "s1"); err != nil || got.User != s.User || !got.Created.Equal(s.Created) {

@@ -19,7 +19,7 @@ import (
 // UpdateUser rewrites.
 const (
 	userKeyCols  = `name, created`
-	userDataCols = `disabled, roles, password_hash, totp_secret, totp_pending, totp_last_step, failed_logins, locked_until, last_login, passkeys, habits`
+	userDataCols = `disabled, roles, password_hash, totp_secret, totp_pending, totp_last_step, failed_logins, locked_until, last_failure, last_login, passkeys, habits`
 	userCols     = userKeyCols + `, ` + userDataCols
 )
 
@@ -27,10 +27,10 @@ func scanUser(s scanner) (store.User, error) {
 	var u store.User
 	var created int64
 	var roles string
-	var lockedUntil, lastLogin sql.NullInt64
+	var lockedUntil, lastFailure, lastLogin sql.NullInt64
 	var passkeys, habits sql.NullString
 	if err := s.Scan(&u.Name, &created, &u.Disabled, &roles, &u.PasswordHash, &u.TOTPSecret, &u.TOTPPending,
-		&u.TOTPLastStep, &u.FailedLogins, &lockedUntil, &lastLogin, &passkeys, &habits); err != nil {
+		&u.TOTPLastStep, &u.FailedLogins, &lockedUntil, &lastFailure, &lastLogin, &passkeys, &habits); err != nil {
 		return store.User{}, err
 	}
 	var err error
@@ -38,7 +38,7 @@ func scanUser(s scanner) (store.User, error) {
 		return store.User{}, fmt.Errorf("decoding roles of user %q: %w", u.Name, err)
 	}
 	u.Created = fromNanos(created)
-	u.LockedUntil, u.LastLogin = fromOptNanos(lockedUntil), fromOptNanos(lastLogin)
+	u.LockedUntil, u.LastFailure, u.LastLogin = fromOptNanos(lockedUntil), fromOptNanos(lastFailure), fromOptNanos(lastLogin)
 	u.Passkeys, u.Habits = fromRawJSON(passkeys), fromRawJSON(habits)
 	return u, nil
 }
@@ -74,12 +74,16 @@ func userValues(u store.User) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	lastFailure, err := optNanos(u.LastFailure, "last failure time")
+	if err != nil {
+		return nil, err
+	}
 	lastLogin, err := optNanos(u.LastLogin, "last login time")
 	if err != nil {
 		return nil, err
 	}
 	return []any{u.Name, created, u.Disabled, rolesJSON, u.PasswordHash, u.TOTPSecret, u.TOTPPending,
-		u.TOTPLastStep, u.FailedLogins, lockedUntil, lastLogin, passkeys, habits}, nil
+		u.TOTPLastStep, u.FailedLogins, lockedUntil, lastFailure, lastLogin, passkeys, habits}, nil
 }
 
 func checkUserName(name string) error {

@@ -302,6 +302,30 @@ func TestPasskeyNeedsSecondFactorSession(t *testing.T) {
 func TestDeviceCountsWhatItProved(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	chain := f.device(t) // signed in with the password alone
+	en, err := f.id.EnrollTOTP(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := identity.TOTPCode(en.Secret, f.clk.Now())
+	if err := f.id.ConfirmTOTP(ctx, "alice", code); err != nil {
+		t.Fatal(err)
+	}
+	f.setApp(t, "app", spec.Access{Policy: "authenticated", MinTrust: 30}, "")
+	r := httptest.NewRequest("GET", "https://app.example.test/", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: chain}
+	r.RemoteAddr = "192.0.2.7:5555"
+	w := httptest.NewRecorder()
+	if f.acc.Admit(w, r, "app") || w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "trust 20") {
+		t.Errorf("password-only device after TOTP enrolment: %d %q, want 403 with trust 20", w.Code, w.Body)
+	}
+}
+
+// device signs a device of alice in with her password and returns the
+// chain it presents.
+func (f *fixture) device(t testing.TB) []*x509.Certificate {
+	t.Helper()
+	ctx := context.Background()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 	auth, err := f.id.Authenticate(ctx, identity.Login{User: "alice", Password: pw, Addr: "192.0.2.7"})
@@ -312,22 +336,7 @@ func TestDeviceCountsWhatItProved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	en, err := f.id.EnrollTOTP(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := identity.TOTPCode(en.Secret, f.clk.Now())
-	if err := f.id.ConfirmTOTP(ctx, "alice", code); err != nil {
-		t.Fatal(err)
-	}
-	f.setApp(t, "app", spec.Access{Policy: "authenticated", MinTrust: 30}, "")
 	leaf, _ := x509.ParseCertificate(cert.Leaf)
 	inter, _ := x509.ParseCertificate(cert.Chain)
-	r := httptest.NewRequest("GET", "https://app.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf, inter}}
-	r.RemoteAddr = "192.0.2.7:5555"
-	w := httptest.NewRecorder()
-	if f.acc.Admit(w, r, "app") || w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "trust 20") {
-		t.Errorf("password-only device after TOTP enrolment: %d %q, want 403 with trust 20", w.Code, w.Body)
-	}
+	return []*x509.Certificate{leaf, inter}
 }

@@ -140,7 +140,8 @@ func sameOrigin(r *http.Request) bool {
 
 // safeRD keeps a redirect target on this host: a path, never "//host".
 func safeRD(rd string) string {
-	if !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") || strings.HasPrefix(rd, "/\\") || strings.HasPrefix(rd, Prefix) {
+	if !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") || strings.HasPrefix(rd, "/\\") ||
+		strings.HasPrefix(rd, Prefix) && rd != Prefix+"passkeys" {
 		return "/"
 	}
 	return rd

@@ -43,8 +43,14 @@ func (a *Access) servePasskey(w http.ResponseWriter, r *http.Request, app string
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		auth, err := a.id.FinishPasskeyLogin(r.Context(), r.URL.Query().Get("token"), origin, clientAddr(r).String(), r)
 		if err != nil {
+			status := http.StatusUnauthorized
+			if errkind.Is(err, errkind.Permission) {
+				status = http.StatusForbidden
+			} else if errkind.Is(err, errkind.TooMany) {
+				status = http.StatusTooManyRequests
+			}
 			a.audit(store.AuditEntry{Time: a.cfg.Now(), Actor: "anonymous " + clientAddr(r).String(), Action: "deny passkey sign-in", Target: "app:" + app,
-				Status: http.StatusUnauthorized, Detail: err.Error()})
+				Status: status, Detail: err.Error()})
 			a.ceremonyAnswer(w, nil, err)
 			return true
 		}

@@ -1,7 +1,10 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 
 	"noops/internal/apitype"
 	"noops/internal/identity"
+	"noops/internal/source"
 	"noops/internal/testenv/need"
 )
 
@@ -34,12 +38,12 @@ func TestBrowserPasskey(t *testing.T) {
 	chromium := need.Chromium(t)
 	e := Start(t, Options{})
 	const app, user, pw = "guarded", "pia", "correct horse battery"
-	deployOK(t, e, guardedApp(t, app, "access:\n  policy: authenticated\n  min_trust: 20\n"), app)
+	deployWithin(t, e, guardedApp(t, app, "access:\n  policy: authenticated\n  min_trust: 20\n"), app, time.Minute)
 	secret := enrolTOTP(t, e, user, pw)
 
 	home := e.URL(app, "/")
 	u, _ := url.Parse(home)
-	ctx := startBrowser(t, e, chromium, u.Hostname(), 60*time.Second)
+	ctx := startBrowser(t, e, chromium, u.Hostname(), 40*time.Second)
 	step := stepper(t, ctx)
 	api := func() context.Context {
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -183,17 +187,44 @@ func TestBrowserPasskey(t *testing.T) {
 	}
 	var entries []apitype.AuditEntry
 	waitFor(t, "the audit record of "+marker, 10*time.Second, func() bool {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		var err error
-		entries, err = e.Client.Audit(api(), since, 1000)
-		if err != nil {
+		if entries, err = e.Client.Audit(c, 0, 10000); err != nil {
 			t.Fatal(err)
 		}
 		return slices.ContainsFunc(entries, func(en apitype.AuditEntry) bool { return strings.HasSuffix(en.Action, " "+marker) })
 	})
+	added := false
 	for _, en := range entries {
+		added = added || en.Action == "add passkey" && en.Actor == "user:"+user && en.Status == http.StatusOK
+		if en.Seq <= since {
+			continue
+		}
 		if en.Action == "deny passkey sign-in" || strings.HasPrefix(en.Action, "deny") && en.Status != http.StatusFound {
 			t.Errorf("audit record %d during the passkey sign-in: %s by %s on %s, %d: %s", en.Seq, en.Action, en.Actor, en.Target, en.Status, en.Detail)
 		}
+	}
+	if !added {
+		t.Errorf("no audit record of %s adding a passkey", user)
+	}
+}
+
+// deployWithin deploys dir as app, as deployOK does, and gives up after
+// limit.
+func deployWithin(t *testing.T, e *Env, dir, app string, limit time.Duration) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := source.Pack(dir, &buf); err != nil {
+		t.Fatalf("packing %s: %v", dir, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var log []string
+	if _, err := e.Client.Deploy(ctx, app, bytes.NewReader(buf.Bytes()), int64(buf.Len()), hex.EncodeToString(sum[:]),
+		func(ev apitype.DeployEvent) { log = append(log, ev.Stage+ev.Line) }); err != nil {
+		t.Fatalf("deploy %s: %v\nlog:\n%s", app, err, strings.Join(log, "\n"))
 	}
 }
 

@@ -133,6 +133,7 @@ func TestExamples(t *testing.T) {
 	t.Run("a site with a build script is built with npm and served statically", func(t *testing.T) {
 		dir := t.TempDir()
 		files := map[string]string{
+			"noops.yaml":        "access: { policy: public }\n",
 			"package.json":      `{"name":"site","version":"1.0.0","private":true,"scripts":{"build":"node build.js"}}`,
 			"package-lock.json": `{"name":"site","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"site","version":"1.0.0"}}}`,
 			"build.js": `const fs = require('fs'); fs.mkdirSync('dist', {recursive: true});

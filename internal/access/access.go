@@ -16,14 +16,11 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
-	"os"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"noops/internal/errkind"
 	"noops/internal/gateway/policy"
 	"noops/internal/gateway/trust"
 	"noops/internal/identity"
@@ -160,32 +157,6 @@ func (a *Access) Public(app string) bool {
 	r := (*a.apps.Load())[app]
 	return r != nil && r.set.Public()
 }
-
-// CompilePolicy checks an app's access section and policy file as a
-// deploy would apply them (a deploy calls it before it builds).
-func CompilePolicy(app string, acc spec.Access, src []byte) error {
-	_, err := policy.Compile(app, acc, acc.Policy, src)
-	return err
-}
-
-// ReadPolicy reads the policy file an access section names from an app
-// folder; "" for the built-in policies.
-func ReadPolicy(dir string, acc spec.Access) (string, error) {
-	if !acc.IsFile() {
-		return "", nil
-	}
-	b, err := os.ReadFile(path.Join(dir, acc.Policy))
-	if err != nil {
-		return "", errkind.WithHint(errkind.Invalid, fmt.Errorf("reading access policy %s: %w", acc.Policy, err),
-			"access.policy names a .cedar file in the app folder, or is public or authenticated")
-	}
-	if len(b) > maxPolicy {
-		return "", errkind.Errorf(errkind.Invalid, "access policy %s is %d bytes: the limit is %d", acc.Policy, len(b), maxPolicy)
-	}
-	return string(b), nil
-}
-
-const maxPolicy = 256 << 10
 
 // audit queues a record; when the queue is full (a flood of refusals) it
 // is counted, and the count is recorded once the queue drains.

@@ -29,6 +29,13 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   exit 1
 fi
 
+# The app firewall keeps sandboxes apart on their bridge: with the kernel's
+# bridge meta expression, or else with br_netfilter handing bridged frames
+# to nftables. Load the module when the kernel has it as one.
+if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && [ "$(id -u)" = 0 ] && command -v modprobe >/dev/null 2>&1; then
+  modprobe br_netfilter 2>/dev/null || true
+fi
+
 if [ ${#need[@]} -eq 0 ]; then
   echo "setup: runc, CNI plugins and iproute2 are present"
   exit 0

@@ -46,7 +46,7 @@ type Plane interface {
 	BuildStack(ctx context.Context, name string, w io.Writer) (stack.Info, error)
 	UpdateStack(ctx context.Context, name string, w io.Writer) (control.StackUpdate, error)
 	Hygiene(ctx context.Context) (control.HygieneReport, error)
-	DeployImage(ctx context.Context, app, ref string, run spec.Run, out control.Progress) (store.Release, error)
+	DeployImage(ctx context.Context, app, ref string, cfg spec.Config, out control.Progress) (store.Release, error)
 }
 
 // Audit is where mutating calls are recorded.

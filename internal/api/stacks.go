@@ -182,7 +182,7 @@ func (s *server) deployImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	app := r.PathValue("app")
 	return s.streamed(w, r, func(st *streamer) (apitype.DeployEvent, error) {
-		rel, err := s.cfg.Plane.DeployImage(r.Context(), app, req.Image, spec.Run{Port: req.Port}, st)
+		rel, err := s.cfg.Plane.DeployImage(r.Context(), app, req.Image, spec.Config{Run: spec.Run{Port: req.Port}, Access: spec.Access{Policy: req.Access}}, st)
 		if rel.Number > 0 {
 			setDetail(r, "release "+itoa(rel.Number)+" from "+req.Image)
 		}

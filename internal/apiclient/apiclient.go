@@ -273,8 +273,8 @@ func (c *Client) GC(ctx context.Context) (apitype.GCReport, error) {
 }
 
 // DeployImage deploys an image from the noops registry as app.
-func (c *Client) DeployImage(ctx context.Context, app, image string, port int, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
-	return c.streamJSON(ctx, appPath(app, "/deploy-image"), apitype.ImageDeployRequest{Image: image, Port: port}, "noops releases "+app, onEvent)
+func (c *Client) DeployImage(ctx context.Context, app, image string, port int, access string, onEvent func(apitype.DeployEvent)) (apitype.DeployEvent, error) {
+	return c.streamJSON(ctx, appPath(app, "/deploy-image"), apitype.ImageDeployRequest{Image: image, Port: port, Access: access}, "noops releases "+app, onEvent)
 }
 
 // Registry returns how to reach the registry endpoint, token included.

@@ -184,6 +184,9 @@ type GCReport struct {
 type ImageDeployRequest struct {
 	Image string `json:"image"`          // registry.<domain>/<repo>:<tag>, <repo>:<tag> or sha256:…
 	Port  int    `json:"port,omitempty"` // default: the image's one exposed port, else 8080
+	// Access is "public" or "authenticated"; "" keeps the app's (the
+	// default for a new app: authenticated).
+	Access string `json:"access,omitempty"`
 }
 
 // Registry says how to reach the registry endpoint.

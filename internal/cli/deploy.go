@@ -20,7 +20,7 @@ import (
 )
 
 func newDeploy(e *env) *cobra.Command {
-	var app, img string
+	var app, img, access string
 	var port int
 	c := &cobra.Command{
 		Use:   "deploy [DIR] | --image REF",
@@ -34,8 +34,10 @@ func newDeploy(e *env) *cobra.Command {
 				return usageError{fmt.Errorf("give a folder or --image, not both")}
 			case img == "" && port != 0:
 				return usageError{fmt.Errorf("--port goes with --image; a folder's port is run.port in noops.yaml")}
+			case img == "" && access != "":
+				return usageError{fmt.Errorf("--access goes with --image; a folder's access is the access section of noops.yaml")}
 			case img != "":
-				ev, err = e.deployImage(cmd, img, app, port)
+				ev, err = e.deployImage(cmd, img, app, port, access)
 			default:
 				dir := "."
 				if len(args) == 1 {
@@ -56,6 +58,7 @@ func newDeploy(e *env) *cobra.Command {
 	c.Flags().StringVar(&app, "app", "", "app name (default: name in noops.yaml, else the folder's or the image repository's name)")
 	c.Flags().StringVar(&img, "image", "", "deploy this image from the noops registry (REPO:TAG, registry.DOMAIN/REPO:TAG or sha256:…) instead of building")
 	c.Flags().IntVar(&port, "port", 0, "with --image: the port the image listens on (default: its one exposed port, else 8080)")
+	c.Flags().StringVar(&access, "access", "", "with --image: public or authenticated (default: the app's current access; a new app needs sign-in)")
 	addJSON(c, e)
 	return c
 }
@@ -139,7 +142,7 @@ func human(n int64) string {
 }
 
 // deployImage deploys an image that is in the noops registry.
-func (e *env) deployImage(cmd *cobra.Command, ref, app string, port int) (apitype.DeployEvent, error) {
+func (e *env) deployImage(cmd *cobra.Command, ref, app string, port int, access string) (apitype.DeployEvent, error) {
 	if app == "" {
 		repo := ref
 		if i := strings.LastIndexAny(repo, ":@"); i > strings.LastIndex(repo, "/") {
@@ -155,7 +158,7 @@ func (e *env) deployImage(cmd *cobra.Command, ref, app string, port int) (apityp
 	}
 	p := newProgress(e.stderr, e.json)
 	p.line(fmt.Sprintf("==> deploying image %s as %s", ref, app))
-	ev, err := e.client().DeployImage(cmd.Context(), app, ref, port, p.event)
+	ev, err := e.client().DeployImage(cmd.Context(), app, ref, port, access, p.event)
 	p.done()
 	return ev, err
 }

@@ -41,17 +41,25 @@ const maxImageRef = 512
 // linux/<this machine's architecture>; it runs under the same sandbox
 // rules as a built one (a root user is uid 65532, no capabilities).
 //
-// run overrides the run configuration; zero fields take the defaults, and
-// the port defaults to the image's one exposed TCP port, else 8080. The
+// cfg.Run overrides the run configuration; zero fields take the defaults,
+// and the port defaults to the image's one exposed TCP port, else 8080.
+// cfg.Access, when its policy is set (public or authenticated: an image
+// brings no policy file), replaces the access section the app's newest
+// release had; otherwise that one is kept, or the default for a new app. The
 // release records an inventory of the image's Debian packages as its SBOM
 // (empty when the image has no dpkg records) and is rolled out like
 // Deploy's: nothing changes unless it is healthy, and a first deploy that
 // fails leaves no app behind.
-func (p *Plane) DeployImage(ctx context.Context, app, ref string, run spec.Run, out Progress) (store.Release, error) {
+func (p *Plane) DeployImage(ctx context.Context, app, ref string, want spec.Config, out Progress) (store.Release, error) {
 	var rel store.Release
 	if err := spec.ValidAppName(app); err != nil {
 		return rel, err
 	}
+	if want.Access.Policy != "" && want.Access.IsFile() {
+		return rel, errkind.WithHint(errkind.Invalid, fmt.Errorf("an image deploy takes access public or authenticated, not %q", want.Access.Policy),
+			"a policy file comes with a folder deploy: put it and access.policy in the app's noops.yaml")
+	}
+	run := want.Run
 	done, err := p.claim(app, "a deploy")
 	if err != nil {
 		return rel, err
@@ -112,6 +120,15 @@ func (p *Plane) DeployImage(ctx context.Context, app, ref string, run spec.Run, 
 	cfg, err := p.carriedConfig(ctx, app, run)
 	if err != nil {
 		return rel, err
+	}
+	if want.Access.Policy != "" {
+		cfg.Access, cfg.PolicySource = want.Access, ""
+		m := spec.Manifest{Run: cfg.Run, Access: cfg.Access}
+		m.Default()
+		if err := m.Validate(); err != nil {
+			return rel, err
+		}
+		cfg.Access = m.Access
 	}
 	rel, err = p.releaseAndRollout(ctx, a, newRelease{image: d, buildpack: ImageBuildpack, sbom: sb, cfg: cfg,
 		reason: "deploy of image " + strings.TrimSpace(ref)}, out)

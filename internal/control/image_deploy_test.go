@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -273,7 +274,7 @@ func TestDeployImage(t *testing.T) {
 	d := ip.put(t, img, "team/hello", "v1")
 
 	var out imgProgress
-	rel, err := ip.DeployImage(ctx, "hello", "registry.localhost:8443/team/hello:v1", spec.Run{}, &out)
+	rel, err := ip.DeployImage(ctx, "hello", "registry.localhost:8443/team/hello:v1", spec.Config{}, &out)
 	if err != nil {
 		t.Fatalf("DeployImage: %v\n%s", err, &out)
 	}
@@ -315,7 +316,7 @@ func TestDeployImage(t *testing.T) {
 		t.Fatalf("SetEnv: %v", err)
 	}
 	port2 := imgFreePort(t)
-	rel, err = ip.DeployImage(ctx, "hello", "team/hello:v1", spec.Run{Port: port2}, &out)
+	rel, err = ip.DeployImage(ctx, "hello", "team/hello:v1", spec.Config{Run: spec.Run{Port: port2}}, &out)
 	if err != nil {
 		t.Fatalf("DeployImage with a port: %v\n%s", err, &out)
 	}
@@ -325,9 +326,20 @@ func TestDeployImage(t *testing.T) {
 	if got := imgGet(t, port2); !strings.HasPrefix(got, "image app, release ") {
 		t.Errorf("the app on the given port answers %q", got)
 	}
-	rel, err = ip.DeployImage(ctx, "hello", d.String(), spec.Run{Port: port2}, &out)
+	// A new app needs sign-in; --access public opens it, and later image
+	// deploys keep what the app has.
+	if got := accessOf(t, rel); got != spec.AccessAuthenticated {
+		t.Errorf("access of a first image deploy = %q, want authenticated", got)
+	}
+	rel, err = ip.DeployImage(ctx, "hello", d.String(), spec.Config{Run: spec.Run{Port: port2}, Access: spec.Access{Policy: "public"}}, &out)
 	if err != nil || rel.Image != d.String() || rel.Status != store.StatusLive {
 		t.Fatalf("DeployImage by digest = %+v, %v", rel, err)
+	}
+	if got := accessOf(t, rel); got != spec.AccessPublic {
+		t.Errorf("access after --access public = %q, want public", got)
+	}
+	if _, err := ip.DeployImage(ctx, "hello", d.String(), spec.Config{Access: spec.Access{Policy: "policy.cedar"}}, &out); !errkind.Is(err, errkind.Invalid) {
+		t.Errorf("an image deploy with a policy file = %v, want Invalid", err)
 	}
 	if a, err := ip.App(ctx, "hello"); err != nil || a.Release != rel.Number {
 		t.Errorf("app = %+v, %v, want release %d live", a, err, rel.Number)
@@ -378,7 +390,7 @@ func TestDeployImageRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out imgProgress
-			_, err := ip.DeployImage(ctx, tc.app, tc.ref, tc.run, &out)
+			_, err := ip.DeployImage(ctx, tc.app, tc.ref, spec.Config{Run: tc.run}, &out)
 			if err == nil || errkind.Of(err) != tc.kind || !strings.Contains(err.Error()+" "+errkind.HintOf(err), tc.want) {
 				t.Errorf("DeployImage(%q, %q) = %v (%v, hint %q), want %v containing %q", tc.app, tc.ref, err, errkind.Of(err), errkind.HintOf(err), tc.kind, tc.want)
 			}
@@ -394,7 +406,7 @@ func TestDeployImageFailedRollout(t *testing.T) {
 	ctx := context.Background()
 	ip.put(t, imgApp(t, "crash", "", []int{imgFreePort(t)}), "crash", "v1")
 	var out imgProgress
-	rel, err := ip.DeployImage(ctx, "crash", "crash:v1", spec.Run{}, &out)
+	rel, err := ip.DeployImage(ctx, "crash", "crash:v1", spec.Config{}, &out)
 	if err == nil {
 		t.Fatalf("DeployImage of an app that exits = %+v, want an error", rel)
 	}
@@ -410,7 +422,7 @@ func TestDeployImageBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer done()
-	_, err = ip.DeployImage(context.Background(), "busy", "web:v1", spec.Run{}, &imgProgress{})
+	_, err = ip.DeployImage(context.Background(), "busy", "web:v1", spec.Config{}, &imgProgress{})
 	if !errkind.Is(err, errkind.Conflict) {
 		t.Errorf("DeployImage while a deploy runs = %v, want Conflict", err)
 	}
@@ -561,4 +573,14 @@ func TestImageRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// accessOf is the access policy a release records.
+func accessOf(t *testing.T, rel store.Release) string {
+	t.Helper()
+	var cfg spec.Config
+	if err := json.Unmarshal(rel.Config, &cfg); err != nil {
+		t.Fatalf("release %d config: %v", rel.Number, err)
+	}
+	return cfg.Access.Policy
 }

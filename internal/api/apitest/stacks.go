@@ -127,7 +127,7 @@ func (p *Plane) Hygiene(context.Context) (control.HygieneReport, error) {
 }
 
 // DeployImage makes a release of app from ref, creating the app.
-func (p *Plane) DeployImage(_ context.Context, app, ref string, _ spec.Run, out control.Progress) (store.Release, error) {
+func (p *Plane) DeployImage(_ context.Context, app, ref string, _ spec.Config, out control.Progress) (store.Release, error) {
 	p.Lock()
 	defer p.Unlock()
 	p.called("DeployImage %s %s", app, ref)

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
+	"noops/internal/gateway/trust"
 	"noops/internal/spec"
 )
 
@@ -36,5 +38,18 @@ func TestDecisionsRemembered(t *testing.T) {
 				t.Errorf("the memo says %v %q, Cedar says %v %q", got.Allow, got.Reason, want.Allow, want.Reason)
 			}
 		})
+	}
+}
+
+// TestTrustReasonNamesPenalties checks that a score lowered by a penalty
+// says so instead of asking for signals the request already has.
+func TestTrustReasonNamesPenalties(t *testing.T) {
+	s := mustCompile(t, spec.Access{Policy: "authenticated", MinTrust: 30}, "")
+	sc := trust.Default.Score(trust.Input{Password: true, SecondFactor: true, DeviceCert: true, NewLocation: true})
+	r := req(Principal{Kind: KindUser, Name: "alice"}, "GET", "/", 0)
+	r.Trust = sc
+	d := s.Authorize(r)
+	if d.Allow || !strings.Contains(d.Reason, "lowers the score is new_location") {
+		t.Errorf("Authorize with a new location = %v %q, want a denial naming new_location", d.Allow, d.Reason)
 	}
 }

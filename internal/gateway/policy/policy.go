@@ -356,10 +356,20 @@ func (s *Set) trustReason(sc trust.Score, minTrust int, route string) string {
 		SecondFactor: sc.Points(trust.SecondFactor) > 0,
 		DeviceCert:   sc.Points(trust.DeviceCert) > 0,
 	})
-	if hint == "" {
-		hint = "every sign-in signal is already counted"
-	} else {
+	var lowered []string
+	for _, p := range sc.Parts {
+		if p.Points < 0 {
+			lowered = append(lowered, string(p.Signal))
+		}
+	}
+	switch {
+	case hint != "":
 		hint = "add " + hint
+	case len(lowered) > 0:
+		hint = "every sign-in signal is counted; what lowers the score is " + strings.Join(lowered, ", ") +
+			" (a new network, recent WAF hits or failed sign-ins: try from a known network, or later)"
+	default:
+		hint = "every sign-in signal is already counted"
 	}
 	return fmt.Sprintf("trust %s is below %d, the minimum of %s: %s", sc, minTrust, where, hint)
 }

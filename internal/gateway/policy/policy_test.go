@@ -109,7 +109,7 @@ func TestAuthorize(t *testing.T) {
 		{"app minimum elsewhere", trusted, withTrust(req(user("alice"), "GET", "/administrator", 0), password), true, "permits", nil},
 		{"no signal left to add", trusted, withTrust(req(user("alice"), "GET", "/admin", 0), trust.Score{Total: 15, Parts: []trust.Part{
 			{Signal: trust.Password, Points: 10}, {Signal: trust.SecondFactor, Points: 10}, {Signal: trust.DeviceCert, Points: 10}, {Signal: trust.WAFHits, Points: -15}}}),
-			false, "every sign-in signal is already counted", nil},
+			false, "what lowers the score is waf_hits", nil},
 		{"no evaluation error", overflow, req(user("alice"), "GET", "/", 0), true, "permits", nil},
 		{"evaluation error denies", overflow, req(user("alice"), "GET", "/", 2), false, "policy overflow (policy.cedar:2:1) failed on user alice to GET / (denied on error): ", []string{"overflow (policy.cedar:2:1)"}},
 	}

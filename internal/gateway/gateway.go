@@ -55,6 +55,18 @@ type Config struct {
 	// proxied (the access layer). Without one every app is public.
 	Guard Guard
 
+	// Shield, when set, inspects every request the Guard admitted before
+	// it is proxied: the WAF and the rate rules.
+	Shield Shield
+	// Door, when set, is asked at accept whether a client is banned; a
+	// banned client's connection is closed before the TLS handshake.
+	Door Door
+	// Strike, when set, is told of a client's offences the gateway sees
+	// itself (StrikeGarbage, StrikeSlow, StrikeFlood): the ban triggers.
+	Strike func(addr netip.Addr, kind, detail string)
+	// Limits are the request hygiene rules (hygiene.go).
+	Limits Limits
+
 	// The internal listener (internal.go): InternalAddr "" turns it off;
 	// InternalTLS must require and verify client certificates; only
 	// clients from InternalFrom connect (all when empty).
@@ -70,12 +82,19 @@ type Guard interface {
 	Admit(w http.ResponseWriter, r *http.Request, app string) bool
 }
 
-// Server limits, shared by both listeners.
+// Shield inspects requests to apps after the Guard. Inspect returns ok
+// false when it has answered the request itself (a block, a challenge);
+// otherwise the response goes through ww (w itself, or a writer that
+// inspects the response) and done is called once the app has answered,
+// with the status the client got.
+type Shield interface {
+	Inspect(w http.ResponseWriter, r *http.Request, app string) (ww http.ResponseWriter, done func(status int), ok bool)
+}
+
+// Server limits, shared by the listeners.
 const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 1 << 20
-	hstsValue         = "max-age=31536000"
+	idleTimeout = 120 * time.Second
+	hstsValue   = "max-age=31536000"
 )
 
 // Gateway serves apps over HTTPS. Create it with New, then Start it.
@@ -101,6 +120,10 @@ type Gateway struct {
 	httpsPort    string         // ":PORT" appended to redirects, "" for 443
 	stop         chan struct{}  // closed by Stop to end the janitor; nil before Start
 	running      sync.WaitGroup // the servers' and the janitor's goroutines
+
+	limits         Limits
+	door           *door
+	hygieneRefused atomic.Int64
 }
 
 // New returns a gateway that serves nothing until Start; SetBackends and
@@ -125,7 +148,9 @@ func New(cfg Config) *Gateway {
 	if cfg.HoldTimeout <= 0 {
 		cfg.HoldTimeout = DefaultHoldTimeout
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, suffix: "." + cfg.Domain, backends: map[string]*backend{}, loads: map[string]*appLoad{}}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, suffix: "." + cfg.Domain, backends: map[string]*backend{}, loads: map[string]*appLoad{},
+		limits: cfg.Limits.withDefaults()}
+	g.door = newDoor(g)
 	g.bufs.init()
 	g.routes.init()
 	g.handlers.Store(&map[string]http.Handler{})
@@ -161,13 +186,19 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if _, port, err := net.SplitHostPort(g.httpsAddr.String()); err == nil && port != "443" {
 		g.httpsPort = ":" + port
 	}
+	httpsLn = doorListener{httpsLn, g.door}
+	if httpLn != nil {
+		httpLn = doorListener{httpLn, g.door}
+	}
 	g.httpsSrv = &http.Server{
 		Handler:           g,
 		TLSConfig:         tlsConfig(g.cfg.TLS),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: g.limits.HeaderTimeout,
 		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    g.limits.MaxHeaderBytes,
 		ErrorLog:          errLog,
+		ConnContext:       connContext,
+		ConnState:         g.connState,
 	}
 	if err := g.startInternal(ctx, errLog); err != nil {
 		g.httpsSrv = nil
@@ -185,10 +216,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.httpAddr = httpLn.Addr()
 		g.httpSrv = &http.Server{
 			Handler:           http.HandlerFunc(g.redirect),
-			ReadHeaderTimeout: readHeaderTimeout,
+			ReadHeaderTimeout: g.limits.HeaderTimeout,
 			IdleTimeout:       idleTimeout,
-			MaxHeaderBytes:    maxHeaderBytes,
+			MaxHeaderBytes:    g.limits.MaxHeaderBytes,
 			ErrorLog:          errLog,
+			ConnContext:       connContext,
+			ConnState:         g.connState,
 		}
 		g.running.Go(func() { g.serve("http", g.httpSrv.Serve(httpLn)) })
 	}

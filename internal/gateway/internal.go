@@ -46,9 +46,9 @@ func (g *Gateway) startInternal(ctx context.Context, errLog *log.Logger) error {
 	g.internalSrv = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveInternal(w, r, wg) }),
 		TLSConfig:         g.cfg.InternalTLS,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: g.limits.HeaderTimeout,
 		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		MaxHeaderBytes:    g.limits.MaxHeaderBytes,
 		ErrorLog:          errLog,
 	}
 	filtered := &fromListener{Listener: ln, allow: g.cfg.InternalFrom}

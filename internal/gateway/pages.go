@@ -44,6 +44,18 @@ func badGatewayPage(app, id string) errorPage {
 		Detail: fmt.Sprintf("The request reached the platform but the app failed to respond. Try again; if it lasts, see: noops logs %s", app)}
 }
 
+func refusedPage(status int, why, id string) errorPage {
+	return errorPage{Status: status, RequestID: id, Title: http.StatusText(status),
+		Detail: "The platform refused the request: " + why + "."}
+}
+
+// ShieldPage writes the gateway's page for a request the Shield refuses:
+// status is 403 (a WAF block), 429 (a rate rule) or another refusal; why
+// says what to do, id is the request ID (X-Request-Id).
+func (g *Gateway) ShieldPage(w http.ResponseWriter, r *http.Request, status int, why string) {
+	g.page(w, r, refusedPage(status, why, w.Header().Get("X-Request-Id")))
+}
+
 var pageHTML = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{{.Status}} {{.Title}}</title>
@@ -84,6 +96,7 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, p errorPage) {
 // the same host and path over HTTPS.
 // TODO(acme): serve /.well-known/acme-challenge/ here once ACME lands.
 func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
+	countRequest(r)
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h

@@ -23,6 +23,7 @@ var hstsHeader = []string{hstsValue}
 // request is proxied to one of its backends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	countRequest(r)
 	id := requestID(r.Header)
 	if h := g.handlerFor(r.Host); h != nil {
 		g.serveHandled(w, r, h, id, start)
@@ -38,8 +39,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rt == nil:
 		g.page(rw, r, notFoundPage(r.Host, g.cfg.Domain, id))
+	case !g.hygiene(rw, r, id):
 	case g.cfg.Guard != nil && !g.cfg.Guard.Admit(rw, r, app):
 		rw.backend = "access"
+	case g.cfg.Shield != nil:
+		g.shielded(rw, r, rt, app, id, start)
 	default:
 		g.serveApp(rw, r, rt, id, start)
 	}
@@ -47,6 +51,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.log.Log(r.Context(), debugLevel, "request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
 			"status", rw.status, "backend", rw.backend, "duration", time.Since(start), "request_id", id,
 			"proto", r.Proto)
+	}
+}
+
+// shielded serves an admitted request through the Shield.
+func (g *Gateway) shielded(rw *respWriter, r *http.Request, rt *route, app, id string, start time.Time) {
+	rw.Header()["X-Request-Id"] = []string{id}
+	ww, done, ok := g.cfg.Shield.Inspect(rw, r, app)
+	if !ok {
+		if rw.backend == "" {
+			rw.backend = "shield"
+		}
+		return
+	}
+	if ww == http.ResponseWriter(rw) {
+		g.serveApp(rw, r, rt, id, start)
+	} else {
+		inner := getWriter(ww)
+		g.serveApp(inner, r, rt, id, start)
+		rw.backend = inner.backend
+		putWriter(inner)
+	}
+	if done != nil {
+		done(rw.status)
 	}
 }
 

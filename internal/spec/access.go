@@ -194,6 +194,17 @@ type Config struct {
 	// PolicySource is the text of the Cedar file Access.Policy names, as
 	// it was at deploy: a release carries its own policy.
 	PolicySource string `json:"policy_source,omitempty"`
+	// WAF and RateLimits; a release recorded before they existed has a
+	// zero WAF, which WAFOrDefault turns into the default.
+	WAF        WAF         `json:"waf"`
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+}
+
+// WAFOrDefault returns the release's WAF settings with the defaults filled.
+func (c Config) WAFOrDefault() WAF {
+	w := c.WAF
+	w.defaults()
+	return w
 }
 
 // ConfigOf returns the release configuration of a manifest and the text of
@@ -201,5 +212,6 @@ type Config struct {
 func ConfigOf(m *Manifest, policySource string) Config {
 	eg := append([]string(nil), m.Egress...)
 	sort.Strings(eg)
-	return Config{Run: m.Run, Access: m.Access, Egress: eg, PolicySource: policySource}
+	return Config{Run: m.Run, Access: m.Access, Egress: eg, PolicySource: policySource, WAF: m.WAF,
+		RateLimits: append([]RateLimit(nil), m.RateLimits...)}
 }

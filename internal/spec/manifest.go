@@ -42,6 +42,10 @@ type Manifest struct {
 	// Egress lists the only destinations (HOST:PORT) the app's sandboxes
 	// may connect to; none by default.
 	Egress []string `yaml:"egress" json:"egress,omitempty"`
+	// WAF configures the web application firewall in front of the app;
+	// RateLimits its rate-based rules. See WAF and RateLimit.
+	WAF        WAF         `yaml:"waf" json:"waf"`
+	RateLimits []RateLimit `yaml:"rate_limits" json:"rate_limits,omitempty"`
 }
 
 // Build configures the build.
@@ -147,6 +151,10 @@ func (m *Manifest) Default() {
 		m.Run.Health = DefaultHealth
 	}
 	m.Access.defaults()
+	m.WAF.defaults()
+	for i := range m.RateLimits {
+		m.RateLimits[i].defaults()
+	}
 }
 
 var (
@@ -219,6 +227,8 @@ func (m *Manifest) Validate() error {
 	}
 	errs = append(errs, m.Access.validate()...)
 	errs = append(errs, validateEgress(m.Egress)...)
+	errs = append(errs, m.WAF.validate()...)
+	errs = append(errs, validateRates(m.RateLimits)...)
 	if len(errs) > 0 {
 		return errkind.Errorf(errkind.Invalid, "%s: %s", FileName, strings.Join(errs, "; "))
 	}

@@ -85,6 +85,8 @@ type Config struct {
 
 	// Identity manages users and devices; nil serves no identity calls.
 	Identity Identity
+	// Bans is the gateway's ban list; nil serves no ban calls.
+	Bans Bans
 	// Remote, when set, makes this the remote API (served over mTLS by
 	// the gateway): every call but the public ones needs a device
 	// certificate that the platform policy allows, and profiles are not
@@ -132,6 +134,9 @@ func Handler(cfg Config) http.Handler {
 	handle("POST /v1/stacks/{stack}/update", s.updateStack)
 	if cfg.Identity != nil {
 		s.identityRoutes(handle)
+	}
+	if cfg.Bans != nil {
+		s.banRoutes(handle)
 	}
 	if cfg.Metrics != nil {
 		handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil })

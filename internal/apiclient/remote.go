@@ -126,3 +126,21 @@ func remoteErr(base string, err error) error {
 	}
 	return errkind.WithHint(errkind.Unavailable, err, "check NOOPS_URL ("+base+") and that the server is running")
 }
+
+// Bans lists the active bans.
+func (c *Client) Bans(ctx context.Context) ([]apitype.Ban, error) {
+	var out []apitype.Ban
+	return out, c.getJSON(ctx, "/v1/bans", &out)
+}
+
+// Ban bans a client IP or CIDR for d ("" until removed).
+func (c *Client) Ban(ctx context.Context, req apitype.BanRequest) (apitype.Ban, error) {
+	var out apitype.Ban
+	return out, c.sendJSON(ctx, http.MethodPost, "/v1/bans", req, &out)
+}
+
+// Unban lifts the ban of a client IP or CIDR.
+func (c *Client) Unban(ctx context.Context, prefix string) (apitype.Ban, error) {
+	var out apitype.Ban
+	return out, c.sendJSON(ctx, http.MethodPost, "/v1/bans/remove", apitype.BanRequest{Prefix: prefix}, &out)
+}

@@ -26,15 +26,18 @@ import (
 	"noops/internal/control"
 	"noops/internal/errkind"
 	"noops/internal/gateway"
+	"noops/internal/gateway/ban"
 	"noops/internal/identity"
 	"noops/internal/identity/ca"
 	"noops/internal/identity/workload"
 	"noops/internal/image"
 	"noops/internal/netns"
+	"noops/internal/notify"
 	"noops/internal/observe/logs"
 	"noops/internal/observe/metrics"
 	"noops/internal/registry"
 	"noops/internal/runtime/runc"
+	"noops/internal/shield"
 	"noops/internal/stack"
 	"noops/internal/store"
 	"noops/internal/store/sqlite"
@@ -74,6 +77,10 @@ type Config struct {
 	// Internal is the gateway's internal mTLS listener for calls between
 	// workloads ("" → DefaultInternal; "off" disables it).
 	Internal string
+	// Protection configures the WAF, the ban list and security
+	// notifications; Limits the gateway's request hygiene.
+	Protection Protection
+	Limits     gateway.Limits
 }
 
 func (c Config) runc() string {
@@ -103,6 +110,9 @@ type App struct {
 	driver   *runc.Driver
 	builds   *buildbox.Box
 	gateway  *gateway.Gateway
+	shield   *shield.Shield
+	bans     *ban.List
+	notify   *notify.Notifier
 	super    *supervisor.Supervisor
 	metrics  *metrics.Metrics
 	scaler   atomic.Pointer[autoscale.Autoscaler] // read by the gateway's requests
@@ -180,6 +190,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"network", a.startNetwork},
 		{"runtime", a.startRuntime},
 		{"build sandboxes", a.startBuilds},
+		{"shield", a.startShield},
 		{"gateway", a.startGateway},
 		{"app firewall", a.startFirewall},
 		{"supervisor", a.startSupervisor},
@@ -270,8 +281,19 @@ func (a *App) startCA(context.Context) error {
 // startAccess opens the identity store and the access layer that guards
 // every app and the remote API.
 func (a *App) startAccess(ctx context.Context) error {
-	a.identity = identity.New(identity.Config{Domain: a.cfg.Domain, Issuer: a.ca, Logger: a.log, DeviceCertTTL: a.cfg.DeviceCertTTL}, a.store)
-	a.access = access.New(access.Config{Identity: a.identity, Audit: a.store, Logger: a.log})
+	a.identity = identity.New(identity.Config{Domain: a.cfg.Domain, Issuer: a.ca, Logger: a.log, DeviceCertTTL: a.cfg.DeviceCertTTL,
+		OnFailure: func(addr, user, reason string) {
+			if a.shield != nil { // failed sign-ins strike the client (ban list)
+				a.shield.LoginFailed(addr, user, reason)
+			}
+		}}, a.store)
+	a.access = access.New(access.Config{Identity: a.identity, Audit: a.store, Logger: a.log,
+		WAFHits: func(addr string) int {
+			if a.shield == nil {
+				return 0
+			}
+			return a.shield.WAFHits(addr)
+		}})
 	if err := a.access.Start(ctx); err != nil {
 		return err
 	}
@@ -385,7 +407,8 @@ func (a *App) startBuilds(ctx context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	gc := gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
-		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access}
+		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access,
+		Shield: a.shield, Door: gateway.DoorFunc(a.banned), Strike: a.shield.Strike, Limits: a.cfg.Limits}
 	if a.cfg.Internal != "off" {
 		gc.InternalAddr = a.cfg.Internal
 		if gc.InternalAddr == "" {
@@ -412,7 +435,7 @@ func (a *App) startSupervisor(ctx context.Context) error {
 		env = append(env, "NOOPS_GATEWAY_INTERNAL="+internalURL(bridgeAddr(a.net.Subnet()), ln))
 	}
 	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver,
-		Guard: a.access, Identities: a.workload, Firewall: a.firewall, Env: env},
+		Guard: guards{a.access, a.shield}, Identities: a.workload, Firewall: a.firewall, Env: env},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -467,7 +490,8 @@ func (a *App) startAPI(context.Context) error {
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
 	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
-		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log, Identity: a.identity}
+		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log, Identity: a.identity,
+		Bans: a.bans}
 	h := api.Handler(cfg)
 	// The same API over mTLS for remote devices, at api.<domain>.
 	remote := cfg

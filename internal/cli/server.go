@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -23,9 +24,16 @@ type ServerOptions struct {
 	StackDebs     string // a .deb cache shared between data folders (tests, several servers on one machine)
 	Internal      string // the gateway's internal mTLS listener for workloads ("off" disables)
 	StopSandboxes bool   // stop every sandbox on shutdown instead of leaving them for the next server
-	Logger        *slog.Logger
-	Version       string
-	Ready         func(https string) // called once the platform serves
+	// Protection (issue 6): see `noops server --help`.
+	WAFRules       string
+	BanAllow       []netip.Prefix
+	TrustedProxies []netip.Prefix
+	Flood          int
+	NotifyWebhooks []string
+	NotifySlack    []string
+	Logger         *slog.Logger
+	Version        string
+	Ready          func(https string) // called once the platform serves
 }
 
 // ServeFunc runs the platform until ctx ends.
@@ -34,6 +42,7 @@ type ServeFunc func(ctx context.Context, o ServerOptions) error
 func newServer(e *env) *cobra.Command {
 	var o ServerOptions
 	var level string
+	var banAllow, proxies []string
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the platform: admin API, builder, sandboxes and the HTTPS gateway",
@@ -44,6 +53,20 @@ func newServer(e *env) *cobra.Command {
 				return usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", level)}
 			}
 			o.Data, o.Version = e.data, Version
+			var err error
+			if o.BanAllow, err = parsePrefixes("--ban-allow", banAllow); err != nil {
+				return err
+			}
+			if o.TrustedProxies, err = parsePrefixes("--trusted-proxy", proxies); err != nil {
+				return err
+			}
+			o.NotifyWebhooks = append(o.NotifyWebhooks, envList("NOOPS_NOTIFY_WEBHOOK")...)
+			o.NotifySlack = append(o.NotifySlack, envList("NOOPS_NOTIFY_SLACK")...)
+			for _, u := range append(append([]string(nil), o.NotifyWebhooks...), o.NotifySlack...) {
+				if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+					return usageError{fmt.Errorf("notification sink %q: give an http:// or https:// URL", redactURL(u))}
+				}
+			}
 			o.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lv}))
 			o.Ready = func(https string) {
 				fmt.Fprintf(e.stdout, "noops %s serving https on %s for *.%s (data %s)\n", Version, https, o.Domain, o.Data)
@@ -63,7 +86,56 @@ func newServer(e *env) *cobra.Command {
 	c.Flags().StringVar(&o.Internal, "internal", ":15443", "listen address of the gateway's internal mTLS listener, where workloads call each other (\"off\" disables)")
 	c.Flags().BoolVar(&o.StopSandboxes, "stop-sandboxes", false, "stop all sandboxes on shutdown (default: leave them running for the next server to adopt)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&o.WAFRules, "waf-rules", "", "file of extra ModSecurity directives (rule exclusions, local rules) loaded after the Core Rule Set setup")
+	c.Flags().StringSliceVar(&banAllow, "ban-allow", nil, "client IP or CIDR never banned (repeatable)")
+	c.Flags().StringSliceVar(&proxies, "trusted-proxy", nil, "proxy IP or CIDR whose X-Forwarded-For the forwarded_ip rate key believes (repeatable)")
+	c.Flags().IntVar(&o.Flood, "flood", 0, "requests per minute from one client that ban it (0: 6000; -1: off)")
+	c.Flags().StringSliceVar(&o.NotifyWebhooks, "notify-webhook", nil, "URL that receives security events as JSON (repeatable; also NOOPS_NOTIFY_WEBHOOK, comma-separated)")
+	c.Flags().StringSliceVar(&o.NotifySlack, "notify-slack", nil, "Slack-compatible incoming webhook URL for security events (repeatable; prefer NOOPS_NOTIFY_SLACK: URLs on the command line are visible to ps)")
 	return c
+}
+
+// parsePrefixes parses IPs and CIDRs (an IP is its own /32 or /128).
+func parsePrefixes(flag string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: give an IP address or a CIDR such as 10.0.0.0/8", flag, s)}
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func envList(k string) []string {
+	var out []string
+	for _, v := range strings.Split(os.Getenv(k), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// redactURL keeps a URL's scheme and host: webhook paths are secrets.
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			return u[:i+3] + rest[:j] + "/…"
+		}
+		return u
+	}
+	if len(u) > 12 {
+		return u[:12] + "…"
+	}
+	return u
 }
 
 func envOr(k, def string) string {

@@ -1,6 +1,7 @@
 package shield
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,6 +23,7 @@ import (
 	"noops/internal/gateway"
 	"noops/internal/gateway/ban"
 	"noops/internal/gateway/waf"
+	"noops/internal/notify"
 	"noops/internal/spec"
 	"noops/internal/store"
 )
@@ -85,6 +88,13 @@ type options struct {
 	rules    map[ban.Trigger]ban.Rule
 	allow    []netip.Prefix
 	flood    int
+	notifier *notify.Notifier
+	// domain is the gateway's domain ("localhost" when empty); apps are
+	// apps served besides "app", with the same manifest and upstream;
+	// log receives the gateway's log (nil: discarded).
+	domain string
+	apps   []string
+	log    *slog.Logger
 }
 
 // start runs a platform for the test; it stops when the test ends.
@@ -118,14 +128,14 @@ func start(t testing.TB, o options) *platform {
 	if o.flood != 0 {
 		flood.Limit = o.flood
 	}
-	sh, err := New(Config{Engine: o.engine, Bans: p.bans, Flood: flood,
+	sh, err := New(Config{Engine: o.engine, Bans: p.bans, Flood: flood, Notify: o.notifier,
 		Page:    func(w http.ResponseWriter, r *http.Request, status int, why string) { gw.ShieldPage(w, r, status, why) },
 		OnEvent: func(e Event) { p.mu.Lock(); p.events = append(p.events, e); p.mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.shield = sh
-	gw = gateway.New(gateway.Config{HTTPSAddr: "127.0.0.1:0", Domain: "localhost",
+	gw = gateway.New(gateway.Config{HTTPSAddr: "127.0.0.1:0", Domain: cmp.Or(o.domain, "localhost"), Logger: o.log,
 		TLS:    func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
 		Door:   gateway.DoorFunc(func(a netip.Addr) bool { _, b := p.bans.Banned(a); return b }),
 		Shield: sh,
@@ -135,10 +145,12 @@ func start(t testing.TB, o options) *platform {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(o.manifest)
-	if err := sh.SetRelease(store.Release{App: "app", Number: 1, Config: cfg}); err != nil {
-		t.Fatal(err)
+	for _, app := range append([]string{"app"}, o.apps...) {
+		if err := sh.SetRelease(store.Release{App: app, Number: 1, Config: cfg}); err != nil {
+			t.Fatal(err)
+		}
+		gw.SetBackends(app, []gateway.Backend{{ID: app + "-1", Addr: up.Listener.Addr().String()}}, "")
 	}
-	gw.SetBackends("app", []gateway.Backend{{ID: "app-1", Addr: up.Listener.Addr().String()}}, "")
 	if err := gw.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

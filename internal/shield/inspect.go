@@ -82,7 +82,9 @@ func (s *Shield) rates(w http.ResponseWriter, r *http.Request, app string, a *ap
 	req := ratelimit.Request{IP: ip, Method: r.Method, Path: r.URL.Path, Header: r.Header}
 	if s.flood != nil {
 		if v := s.flood.Check(&req, now); v.Rule != nil {
-			s.rateBlocked(w, r, app, ip, v, ban.Flood)
+			if s.rateBlocked(w, r, app, ip, v, ban.Flood) {
+				s.flood.Forget(v.Rule.Name, &req)
+			}
 			return false
 		}
 	}
@@ -101,7 +103,10 @@ func (s *Shield) rates(w http.ResponseWriter, r *http.Request, app string, a *ap
 	}
 	switch v.Action {
 	case "block":
-		s.rateBlocked(w, r, app, ip, v, ban.Rate(v.Rule.Name))
+		if s.rateBlocked(w, r, app, ip, v, ban.Rate(v.Rule.Name)) {
+			// The ban takes over: once it is over the client starts afresh.
+			a.limiter.Forget(v.Rule.Name, &req)
+		}
 		return false
 	case "challenge":
 		return s.challenge(w, r, app, ip, v)
@@ -110,19 +115,20 @@ func (s *Shield) rates(w http.ResponseWriter, r *http.Request, app string, a *ap
 }
 
 // rateBlocked refuses a request over a block rule with 429, banning the
-// client when the rule says so.
-func (s *Shield) rateBlocked(w http.ResponseWriter, r *http.Request, app string, ip netip.Addr, v ratelimit.Verdict, trig ban.Trigger) {
+// client when the rule says so; it reports whether it banned.
+func (s *Shield) rateBlocked(w http.ResponseWriter, r *http.Request, app string, ip netip.Addr, v ratelimit.Verdict, trig ban.Trigger) (banned bool) {
 	s.stats.RateBlocked.Add(1)
 	rule := v.Rule
 	if rule.Ban > 0 && v.First && s.cfg.Bans != nil {
 		reason := fmt.Sprintf("%s: %d requests in %s, over the limit of %d (app %s)", rule.Name, v.Count, rule.Window, rule.Limit, app)
-		s.cfg.Bans.BanFor(ip, trig, reason, rule.Ban)
+		_, banned = s.cfg.Bans.BanFor(ip, trig, reason, rule.Ban)
 	}
 	retry := int(rule.Window / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
 	r.Close = true
 	s.cfg.Page(w, r, http.StatusTooManyRequests,
 		fmt.Sprintf("too many requests: the rate rule %q allows %d per %s", rule.Name, rule.Limit, rule.Window))
+	return banned
 }
 
 // wafBlocked refuses a request the WAF blocked, records the event and

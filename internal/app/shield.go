@@ -41,19 +41,16 @@ type Protection struct {
 // and the notification queue. The gateway starts after it.
 func (a *App) startShield(ctx context.Context) error {
 	p := a.cfg.Protection
-	directives := shield.Defaults
+	var user string
 	if p.WAFRules != "" {
 		b, err := os.ReadFile(p.WAFRules)
 		if err != nil {
 			return errkind.WithHint(errkind.Invalid, fmt.Errorf("reading the WAF rules file: %w", err), "fix --waf-rules")
 		}
-		directives += "\n" + string(b)
+		user = string(b)
 	}
-	eng, err := waf.New(waf.Config{Directives: directives, Logger: a.log})
+	eng, err := waf.New(waf.Config{Setup: shield.Defaults, Directives: user, DirectivesName: p.WAFRules, Logger: a.log})
 	if err != nil {
-		if p.WAFRules != "" {
-			return fmt.Errorf("%s: %w", p.WAFRules, err)
-		}
 		return err
 	}
 	var sinks []notify.Sink

@@ -68,8 +68,8 @@ func (g *Gateway) hygiene(rw *respWriter, r *http.Request, id string) bool {
 	switch {
 	case len(r.RequestURI) > l.MaxURI:
 		status, why = http.StatusRequestURITooLong, fmt.Sprintf("the request target is %d bytes, over the limit of %d", len(r.RequestURI), l.MaxURI)
-	case len(r.Header) > l.MaxHeaders:
-		status, why = http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request has %d header fields, over the limit of %d", len(r.Header), l.MaxHeaders)
+	case fieldCount(r.Header) > l.MaxHeaders:
+		status, why = http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("the request has %d header fields, over the limit of %d", fieldCount(r.Header), l.MaxHeaders)
 	case !utf8.ValidString(r.URL.Path):
 		status, why = http.StatusBadRequest, "the request path is not valid UTF-8"
 	case l.MaxBody > 0 && r.ContentLength > l.MaxBody:
@@ -87,6 +87,15 @@ func (g *Gateway) hygiene(rw *respWriter, r *http.Request, id string) bool {
 		r.Body = &bodyGuard{ReadCloser: r.Body, rc: http.NewResponseController(rw), idle: l.BodyTimeout, left: l.MaxBody, g: g, addr: remoteAddr(r)}
 	}
 	return true
+}
+
+// fieldCount counts header field lines (a repeated name counts each time).
+func fieldCount(h http.Header) int {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	return n
 }
 
 // ErrBodyTooLarge is the read error of a body past Limits.MaxBody.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -118,6 +119,11 @@ func (g *Gateway) proxy(rw *respWriter, r *http.Request, rt *route, id string) {
 	}
 	if r.Context().Err() != nil {
 		rw.status = 499 // the client went away; nobody reads a page
+		return
+	}
+	if errors.Is(err, ErrBodyTooLarge) {
+		r.Close = true
+		g.page(rw, r, refusedPage(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", g.limits.MaxBody), id))
 		return
 	}
 	g.log.Warn("app did not answer", "app", rt.app, "backend", rw.backend, "err", err, "request_id", id)

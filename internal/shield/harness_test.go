@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -40,7 +41,7 @@ var (
 
 // crs compiles the production rule set once for the package's tests.
 func crs(t testing.TB) *waf.Engine {
-	engineOnce.Do(func() { engine, engineErr = waf.New(waf.Config{Directives: Defaults}) })
+	engineOnce.Do(func() { engine, engineErr = waf.New(waf.Config{Setup: Defaults}) })
 	if engineErr != nil {
 		t.Fatal(engineErr)
 	}
@@ -101,7 +102,13 @@ type options struct {
 func start(t testing.TB, o options) *platform {
 	t.Helper()
 	if o.upstream == nil {
-		o.upstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+		o.upstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte("ok"))
+		})
 	}
 	if o.engine == nil {
 		o.engine = crs(t)

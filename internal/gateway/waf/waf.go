@@ -87,11 +87,17 @@ func (s Settings) Normalize() (Settings, error) {
 
 // Config builds an Engine.
 type Config struct {
+	// Setup is the platform's own additions to the CRS setup, loaded
+	// first (shield.Defaults).
+	Setup string
 	// Directives are added after the CRS setup and before its rules
 	// (SecAction overrides of CRS variables, rule exclusions); Tail after
 	// its rules (SecRuleRemoveById, SecRuleUpdateTargetById).
 	Directives string
 	Tail       string
+	// DirectivesName names Directives in errors (a file name); a
+	// directive that does not load is reported with its line in it.
+	DirectivesName string
 	// Files reads the files Directives include, besides the CRS's own
 	// (nil: only the CRS).
 	Files  fs.FS
@@ -148,6 +154,9 @@ func New(cfg Config) (*Engine, error) {
 	c := coraza.NewWAFConfig().WithRootFS(fsys).
 		WithDirectives(base()).
 		WithDirectives(controlRules)
+	if cfg.Setup != "" {
+		c = c.WithDirectives(cfg.Setup)
+	}
 	if cfg.Directives != "" {
 		c = c.WithDirectives(cfg.Directives)
 	}
@@ -157,7 +166,19 @@ func New(cfg Config) (*Engine, error) {
 	}
 	w, err := coraza.NewWAF(c)
 	if err != nil {
-		return nil, errkind.WithHint(errkind.Invalid, fmt.Errorf("loading the WAF rule set: %w", tidy(err)),
+		err = tidy(err)
+		if cfg.Directives != "" {
+			name := cfg.DirectivesName
+			if name == "" {
+				name = "directives"
+			}
+			line, lerr := locate(fsys, cfg.Directives)
+			if lerr != nil {
+				err = tidy(lerr)
+			}
+			err = &LoadError{File: name, Line: line, Err: err}
+		}
+		return nil, errkind.WithHint(errkind.Invalid, fmt.Errorf("loading the WAF rule set: %w", err),
 			"fix the directive at the file and line named")
 	}
 	e := &Engine{waf: w, log: cfg.Logger}

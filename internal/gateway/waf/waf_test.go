@@ -206,9 +206,13 @@ func TestSettingsNormalize(t *testing.T) {
 }
 
 func TestBadDirectiveFailsAtLoadWithLine(t *testing.T) {
-	_, err := New(Config{Directives: "SecRule ARGS \"@rx x\" \"id:1,phase:2,deny\"\nSecRule ARGS \"@bogus\" \"id:2\""})
+	text := "# local rules\nSecRule ARGS \"@rx x\" \\\n  \"id:10001,phase:2,deny\"\n\nSecRule ARGS \"@bogus\" \"id:10002\"\n"
+	_, err := New(Config{Directives: text, DirectivesName: "/etc/noops/waf.conf"})
 	if err == nil || !errkind.Is(err, errkind.Invalid) {
 		t.Fatalf("err = %v, want Invalid", err)
 	}
-	t.Log(err)
+	var le *LoadError
+	if !errors.As(err, &le) || le.Line != 5 || !strings.Contains(err.Error(), "/etc/noops/waf.conf:5: ") || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("err = %v, want it at /etc/noops/waf.conf:5", err)
+	}
 }

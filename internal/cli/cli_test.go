@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"noops/internal/api"
+	"noops/internal/gateway/ban"
 	"noops/internal/api/apitest"
 	"noops/internal/apitype"
 	"noops/internal/errkind"
@@ -61,7 +63,8 @@ func startServer(t *testing.T, setup func(p *apitest.Plane)) *server {
 			Status: func() apitype.Status { return apitype.Status{Version: "test"} },
 			CARoot: func() []byte { return []byte("PEM\n") },
 			Logger: slog.New(slog.NewTextHandler(s.log, nil)),
-			Now:    func() time.Time { return testNow }}),
+			Now:    func() time.Time { return testNow },
+			Bans:   ban.New(ban.Config{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})}),
 		ConnContext: api.ConnContext,
 		ErrorLog:    log.New(s.httpLog, "", 0),
 	}

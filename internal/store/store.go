@@ -107,6 +107,7 @@ const (
 // store/storetest pins these rules down.
 type Store interface {
 	Identities
+	Bans
 
 	ListApps(ctx context.Context) ([]App, error) // by name
 	GetApp(ctx context.Context, name string) (App, error)

@@ -194,6 +194,20 @@ END;
 
 ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT '';
 `},
+	// TRIGGER and BY are SQL keywords: a ban's trigger is its cause and
+	// By is banned_by. Until is expires.
+	{name: "bans", sql: `
+CREATE TABLE bans (
+	prefix    TEXT PRIMARY KEY CHECK (prefix <> ''),
+	reason    TEXT NOT NULL,
+	cause     TEXT NOT NULL,
+	banned_by TEXT NOT NULL,
+	created   INTEGER NOT NULL,
+	expires   INTEGER,
+	offences  INTEGER NOT NULL CHECK (offences >= 0),
+	lifted    INTEGER
+) STRICT;
+`},
 }
 
 // migrate runs the migrations of list that db has not run yet, each in its

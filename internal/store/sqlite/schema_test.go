@@ -56,7 +56,7 @@ func TestMigrateFromEmptyFile(t *testing.T) {
 		if v := userVersion(t, db.w); v != len(migrations) {
 			t.Errorf("Open #%d: user_version = %d, want %d", i, v, len(migrations))
 		}
-		if got, want := strings.Join(tables(t, db.w), " "), "apps audit devices events releases sandboxes sessions users"; got != want {
+		if got, want := strings.Join(tables(t, db.w), " "), "apps audit bans devices events releases sandboxes sessions users"; got != want {
 			t.Errorf("Open #%d: tables = %s, want %s", i, got, want)
 		}
 		var mode string

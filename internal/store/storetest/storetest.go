@@ -3,7 +3,7 @@
 // unchanged: it pins down what callers rely on beyond the method set, such
 // as error kinds and messages, release numbering, Promote, cascading
 // deletes, which releases may be deleted, the audit log's hash chain,
-// users, devices and sessions, times to the nanosecond in UTC, ordering,
+// users, devices and sessions, bans, times to the nanosecond in UTC, ordering,
 // and safety under concurrent use.
 package storetest
 
@@ -60,6 +60,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"UpdateSession", testUpdateSession},
 		{"DeleteSessions", testDeleteSessions},
+		{"Bans", testBans},
+		{"BanErrors", testBanErrors},
 		{"ConcurrentCreateRelease", testConcurrentCreateRelease},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"ConcurrentUpdateUser", testConcurrentUpdateUser},

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,27 @@ func TestPublicAndForgedHeaders(t *testing.T) {
 	resp, body := call(t, e, "GET", "open", "/who", http.Header{"X-Noops-User": {"admin"}}, nil, nil)
 	if resp.StatusCode != http.StatusOK || body != `user=""` {
 		t.Errorf("public app with a forged X-Noops-User: %d %q, want 200 user=\"\"", resp.StatusCode, body)
+	}
+	// The WAF is on by default (block, paranoia 1): a SQL injection is
+	// refused with the rule named, and audited.
+	resp, body = call(t, e, "GET", "open", "/who?id=1%27%20OR%20%271%27%3D%271", nil, nil, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "web application firewall") || !strings.Contains(body, "942") {
+		t.Errorf("SQL injection to a default app: %d %q, want a 403 from the WAF naming a 942 rule", resp.StatusCode, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := e.Client.Audit(context.Background(), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(entries, func(a apitype.AuditEntry) bool {
+			return a.Action == "security waf_block" && a.Target == "app:open" && strings.Contains(a.Detail, resp.Header.Get("X-Request-Id"))
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no security waf_block entry in the audit log")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

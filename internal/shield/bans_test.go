@@ -236,3 +236,34 @@ func (b storeBans) ListBans(ctx context.Context) ([]ban.Ban, error) {
 	}
 	return out, err
 }
+
+// A new ban closes the client's open keep-alive connections at once.
+func TestBanClosesOpenConnections(t *testing.T) {
+	t.Parallel()
+	p := start(t, options{})
+	conn, err := p.dialTLS("127.0.0.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app.localhost\r\nAccept: */*\r\nUser-Agent: test\r\n\r\n")
+	res, err := http.ReadResponse(rd, nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("first request: %v %v", res, err)
+	}
+	io.Copy(io.Discard, res.Body)
+	if n := p.gw.Conns(netip.MustParseAddr("127.0.0.9")); n != 1 {
+		t.Fatalf("%d open connections from the client, want 1", n)
+	}
+	if _, err := p.bans.Add(context.Background(), netip.MustParsePrefix("127.0.0.8/29"), time.Hour, "test", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := rd.ReadByte(); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the banned client's connection is still open: %v (conns %d, banned %v)", err, p.gw.Conns(netip.MustParseAddr("127.0.0.9")), p.eventsOf(KindBan))
+	}
+	if st, err := get(t, p.client("127.0.0.17"), "/"); err != nil || st != 200 {
+		t.Errorf("a client outside the banned range: %d %v", st, err)
+	}
+}

@@ -267,3 +267,20 @@ func TestBanClosesOpenConnections(t *testing.T) {
 		t.Errorf("a client outside the banned range: %d %v", st, err)
 	}
 }
+
+// Failed sign-ins (the identity service's OnFailure) ban the client.
+func TestFailedLoginsBan(t *testing.T) {
+	t.Parallel()
+	p := start(t, options{rules: map[ban.Trigger]ban.Rule{ban.Login: {Count: 3, Window: time.Minute, Ban: time.Minute}}})
+	for i := 0; i < 3; i++ {
+		p.shield.LoginFailed("127.0.0.40", "alice", "wrong password")
+	}
+	p.shield.LoginFailed("local", "root", "wrong password") // the admin socket: no address, ignored
+	bans := p.eventsOf(KindBan)
+	if len(bans) != 1 || bans[0].Ban.Trigger != "login" || bans[0].Ban.Prefix != "127.0.0.40/32" {
+		t.Fatalf("bans %+v, want one login ban of 127.0.0.40", bans)
+	}
+	if _, err := p.dialTLS("127.0.0.40"); err == nil {
+		t.Error("the banned client connected")
+	}
+}

@@ -26,7 +26,6 @@ func (f DoorFunc) Banned(addr netip.Addr) bool { return f(addr) }
 const (
 	StrikeGarbage = "garbage" // a request that does not parse or breaks a hygiene limit
 	StrikeSlow    = "slow"    // a request that stalled before it was read
-	StrikeFlood   = "flood"   // too many connections at once
 )
 
 // connKey finds a request's connection in its context.
@@ -42,6 +41,7 @@ type clientConn struct {
 	actives  atomic.Int32 // requests the server began to read (ConnState)
 	requests atomic.Int32 // requests that reached the handler
 	lastRead atomic.Int64 // unix nanos of the last StateActive
+	idle     atomic.Bool  // between requests of a keep-alive connection
 }
 
 func (c *clientConn) Close() error {
@@ -99,11 +99,26 @@ func (d *door) admit(c net.Conn) *clientConn {
 	d.mu.Lock()
 	set := d.conns[addr]
 	if max := d.g.limits.ConnsPerClient; max > 0 && len(set) >= max {
+		// Over the limit: an idle keep-alive connection of the client
+		// makes room (clients that leak idle connections keep working);
+		// with none, the new connection is refused.
+		var victim *clientConn
+		for o := range set {
+			if o.idle.Load() {
+				victim = o
+				break
+			}
+		}
 		d.mu.Unlock()
 		d.overLimit.Add(1)
-		c.Close()
-		d.g.strike(addr, StrikeFlood, "over the connection limit")
-		return nil
+		if victim == nil {
+			c.Close()
+			d.g.log.Debug("connection refused: over the limit per client", "client", addr, "limit", max)
+			return nil
+		}
+		victim.Close()
+		d.mu.Lock()
+		set = d.conns[addr]
 	}
 	if set == nil {
 		set = map[*clientConn]struct{}{}
@@ -185,8 +200,11 @@ func (g *Gateway) connState(c net.Conn, s http.ConnState) {
 	}
 	switch s {
 	case http.StateActive:
+		cc.idle.Store(false)
 		cc.actives.Add(1)
 		cc.lastRead.Store(time.Now().UnixNano())
+	case http.StateIdle:
+		cc.idle.Store(true)
 	case http.StateClosed:
 		if cc.actives.Load() <= cc.requests.Load() {
 			return

@@ -62,7 +62,7 @@ type Config struct {
 	// banned client's connection is closed before the TLS handshake.
 	Door Door
 	// Strike, when set, is told of a client's offences the gateway sees
-	// itself (StrikeGarbage, StrikeSlow, StrikeFlood): the ban triggers.
+	// itself (StrikeGarbage, StrikeSlow): the ban triggers.
 	Strike func(addr netip.Addr, kind, detail string)
 	// Limits are the request hygiene rules (hygiene.go).
 	Limits Limits

@@ -54,6 +54,8 @@ for app in pub guard; do
   cp -r examples/hello-go "$work/$app"
   printf 'name: %s\nrun:\n  port: 8080\n  health: /healthz\n  memory: 64Mi\n' "$app" >"$work/$app/noops.yaml"
 done
+echo 'waf: { mode: off }' >>"$work/pub/noops.yaml"   # the access layer alone (bench/waf.sh measures the WAF)
+echo 'waf: { mode: off }' >>"$work/guard/noops.yaml"
 echo 'access: { policy: public }' >>"$work/pub/noops.yaml"
 echo 'access: { policy: guard.cedar, min_trust: 20 }' >>"$work/guard/noops.yaml"
 cat >"$work/guard/guard.cedar" <<'CEDAR'

@@ -51,7 +51,7 @@ mkdir -p "$debs"
 start_server "$DOMAIN" "$HTTPS_PORT" --stack-debs "$debs"
 app=$work/hello-go
 cp -r examples/hello-go "$app"
-printf 'name: lazy\nrun:\n  health: /healthz\n  memory: 64Mi\n  scale: { min: 0, max: 1, idle: 1s, window: 6s }\naccess: { policy: public }\n' >"$app/noops.yaml"
+printf 'name: lazy\nrun:\n  health: /healthz\n  memory: 64Mi\n  scale: { min: 0, max: 1, idle: 1s, window: 6s }\naccess: { policy: public }\nwaf: { mode: off }\n' >"$app/noops.yaml"
 echo "==> deploying hello-go as lazy, which scales to zero after 1 s idle"
 noops deploy "$app" >"$out/coldstart-deploy.log" 2>&1 || fail "deploying hello-go failed" "$out/coldstart-deploy.log"
 printf '127.0.0.1 localhost registry.%s lazy.%s\n' "$DOMAIN" "$DOMAIN" >"$work/hosts"

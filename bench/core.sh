@@ -37,16 +37,20 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> starting noops server (data $data, https 127.0.0.1:$HTTPS_PORT)"
-bin/noops server --data "$data" --https "127.0.0.1:$HTTPS_PORT" --http off --stop-sandboxes \
+# --flood -1: the load below comes from one address and would be banned.
+bin/noops server --data "$data" --https "127.0.0.1:$HTTPS_PORT" --http off --stop-sandboxes --flood -1 \
   >"$out/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do [ -S "$data/api.sock" ] && break; sleep 0.1; done
 noops() { bin/noops --data "$data" "$@"; }
-noops deploy examples/hello-go >/dev/null 2>&1   # first deploy: builds and warms caches
-
-# 1. Deploy of unchanged source vs go build alone (both with warm caches).
+# The proxies are compared without a WAF (nginx has none; bench/waf.sh
+# measures the WAF).
 app=$work/hello-go
 cp -r examples/hello-go "$app"
+echo 'waf: { mode: off }' >>"$app/noops.yaml"
+noops deploy "$app" >/dev/null 2>&1   # first deploy: builds and warms caches
+
+# 1. Deploy of unchanged source vs go build alone (both with warm caches).
 (cd "$app" && go build -o "$work/hello-bin" .)
 echo "==> deploy of unchanged hello-go vs go build of it ($RUNS runs each)"
 hyperfine --warmup 1 --runs "$RUNS" --export-json "$out/deploy.json" \

@@ -4,8 +4,10 @@
 #   builds   issue 3: image size and rebuild vs ko, rebase   (bench/builds.sh)
 #   cold     issue 4: cold start vs runc run and podman run  (bench/coldstart.sh)
 #   access   issue 5: access layer vs public app, handshakes (bench/access.sh)
-# With no argument runs all four in that order, and fails if one failed.
-# Needs root. Results and summaries: bench/out/. See bench/README.md.
+#   waf      issue 6: the gateway's WAF vs Coraza's middleware (bench/waf.sh)
+# With no argument runs all five in that order, and fails if one failed.
+# Needs root (waf alone does not). Results and summaries: bench/out/.
+# See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-all}" in
@@ -13,16 +15,18 @@ core) exec ./core.sh ;;
 builds) exec ./builds.sh ;;
 cold) exec ./coldstart.sh ;;
 access) exec ./access.sh ;;
+waf) exec ./waf.sh ;;
 all)
   rc=0
   ./core.sh || rc=$?
   ./builds.sh || rc=$?
   ./coldstart.sh || rc=$?
   ./access.sh || rc=$?
+  ./waf.sh || rc=$?
   exit "$rc"
   ;;
 *)
-  echo "usage: bench/run.sh [core|builds|cold|access]" >&2
+  echo "usage: bench/run.sh [core|builds|cold|access|waf]" >&2
   exit 2
   ;;
 esac

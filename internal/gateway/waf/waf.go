@@ -122,7 +122,9 @@ SecRule TX:noops_mode "@streq detect" "id:9100,phase:1,pass,nolog,t:none,ctl:rul
 // transaction), the body limits above the largest route cap (the gateway
 // feeds no more than a route's cap), partial processing past it, and the
 // regex prefilter, which skips a full @rx run when a required literal is
-// missing from the input.
+// missing from the input. The CRS setup gives phases 1 and 2 a default
+// action that logs; phases 3 to 5 get the same, else Coraza's response
+// rules would match without saying so.
 func base() string {
 	return fmt.Sprintf(`
 Include @coraza.conf-recommended
@@ -138,6 +140,9 @@ SecResponseBodyMimeType text/plain text/html text/xml application/json applicati
 SecRxPreFilter On
 SecAuditEngine Off
 Include @crs-setup.conf.example
+SecDefaultAction "phase:3,log,auditlog,pass"
+SecDefaultAction "phase:4,log,auditlog,pass"
+SecDefaultAction "phase:5,log,auditlog,pass"
 `, MaxBodyLimit, MaxBodyLimit, MaxBodyLimit)
 }
 

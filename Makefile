@@ -27,6 +27,8 @@ lint:
 # (unit, integration on real runc, end-to-end with the built binary).
 test: lint build
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	# The whole CRS regression suite (a race build runs one test in eight).
+	$(GO) test -count=1 -run TestCRS ./internal/shield
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

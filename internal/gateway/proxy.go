@@ -139,6 +139,9 @@ func (g *Gateway) attempt(rw *respWriter, r *http.Request, b *backend) error {
 	if fastPath(r) {
 		return g.forward(rw, r, b)
 	}
+	// ReverseProxy adds the response's headers to the writer's: the
+	// request ID set for the Shield's pages would be sent twice.
+	delete(rw.Header(), "X-Request-Id")
 	b.rp.ServeHTTP(rw, r)
 	err := rw.err
 	rw.err = nil

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -92,9 +93,10 @@ func loadFTW() ([]*ftwTest, error) {
 			return err
 		}
 		var f ftwFile
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&f); err != nil {
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		if err := knownStageFields(b); err != nil {
 			return fmt.Errorf("reading %s: %w", p, err)
 		}
 		if f.RuleID == 0 { // go-ftw falls back on the file name
@@ -113,9 +115,56 @@ func loadFTW() ([]*ftwTest, error) {
 	return tests, err
 }
 
-func (in *ftwInput) method() string  { return deref(in.Method, "GET") }
-func (in *ftwInput) uri() string     { return deref(in.URI, "/") }
-func (in *ftwInput) version() string { return deref(in.Version, "HTTP/1.1") }
+// knownStageFields fails on a field of a stage's input or output that
+// ftwInput and ftwOutput do not know: go-ftw would act on it and this
+// runner would not. (Other unknown fields, as go-ftw's, are ignored.)
+func knownStageFields(b []byte) error {
+	var f struct {
+		Tests []struct {
+			Stages []struct {
+				Input  map[string]any `yaml:"input"`
+				Output map[string]any `yaml:"output"`
+			} `yaml:"stages"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	known := func(what string, m map[string]any, v any) error {
+		fields := map[string]bool{}
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			name, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")
+			fields[name] = true
+		}
+		for k := range m {
+			if !fields[k] {
+				return fmt.Errorf("unknown %s field %q", what, k)
+			}
+		}
+		return nil
+	}
+	for _, tc := range f.Tests {
+		for _, st := range tc.Stages {
+			if err := known("input", st.Input, ftwInput{}); err != nil {
+				return err
+			}
+			if err := known("output", st.Output, ftwOutput{}); err != nil {
+				return err
+			}
+			if l, ok := st.Output["log"].(map[string]any); ok {
+				if err := known("output.log", l, ftwOutput{}.Log); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (in *ftwInput) method() string  { return ftwDefault(in.Method, "GET") }
+func (in *ftwInput) uri() string     { return ftwDefault(in.URI, "/") }
+func (in *ftwInput) version() string { return ftwDefault(in.Version, "HTTP/1.1") }
 
 // autocomplete is go-ftw's default: on, unless autocomplete_headers (or
 // its inverse, the older stop_magic) says otherwise.
@@ -129,7 +178,7 @@ func (in *ftwInput) autocomplete() bool {
 	return true
 }
 
-func deref(p *string, def string) string {
+func ftwDefault(p *string, def string) string {
 	if p == nil {
 		return def
 	}
@@ -158,18 +207,20 @@ func (in *ftwInput) data() []byte {
 	return nil
 }
 
-// bodyMethods is go-ftw's (unanchored in the middle, as there).
-var bodyMethods = regexp.MustCompile(`^POST|PUT|PATCH|DELETE$`)
+// ftwBodyMethods is go-ftw's (unanchored in the middle, as there).
+var ftwBodyMethods = regexp.MustCompile(`^POST|PUT|PATCH|DELETE$`)
 
 // rawRequest returns the bytes go-ftw would send for the stage, with the
-// Host header rewritten by host.
-func (in *ftwInput) rawRequest(host func(string) string) ([]byte, error) {
+// request target and the Host and Referer headers passed through rename
+// (field is ":target", "Host" or "Referer"; an encoded request has only
+// its Host lines renamed).
+func (in *ftwInput) rawRequest(rename func(field, value string) string) ([]byte, error) {
 	if in.EncodedRequest != "" {
 		raw, err := base64.StdEncoding.DecodeString(in.EncodedRequest)
 		if err != nil {
 			return nil, fmt.Errorf("decoding encoded_request: %w", err)
 		}
-		return rewriteRawHost(raw, host), nil
+		return rewriteRawHost(raw, func(v string) string { return rename("Host", v) }), nil
 	}
 	// go-ftw's header type: one value per name, names as written (Add and
 	// Get are case-sensitive), written sorted by name.
@@ -177,8 +228,10 @@ func (in *ftwInput) rawRequest(host func(string) string) ([]byte, error) {
 	for k, v := range in.Headers {
 		h[k] = v
 	}
-	if v, ok := h["Host"]; ok {
-		h["Host"] = host(v)
+	for _, k := range []string{"Host", "Referer"} {
+		if v, ok := h[k]; ok {
+			h[k] = rename(k, v)
+		}
 	}
 	add := func(k, v string) {
 		if h[k] == "" {
@@ -188,19 +241,19 @@ func (in *ftwInput) rawRequest(host func(string) string) ([]byte, error) {
 	data := in.data()
 	if len(data) > 0 && in.autocomplete() {
 		add("Content-Type", "application/x-www-form-urlencoded")
-		data = formEncode(h["Content-Type"], data)
+		data = ftwFormEncode(h["Content-Type"], data)
 	}
 	if strings.HasPrefix(h["Content-Type"], "multipart/form-data;") {
 		data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
 	}
 	if in.autocomplete() {
 		add("Connection", "close")
-		if len(data) > 0 || bodyMethods.MatchString(in.method()) {
+		if len(data) > 0 || ftwBodyMethods.MatchString(in.method()) {
 			add("Content-Length", strconv.Itoa(len(data)))
 		}
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s %s\r\n", in.method(), in.uri(), in.version())
+	fmt.Fprintf(&b, "%s %s %s\r\n", in.method(), rename(":target", in.uri()), in.version())
 	names := make([]string, 0, len(h))
 	for k := range h {
 		names = append(names, k)
@@ -214,10 +267,10 @@ func (in *ftwInput) rawRequest(host func(string) string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// formEncode is go-ftw's encodeDataParameters: a form body that is not
+// ftwFormEncode is go-ftw's encodeDataParameters: a form body that is not
 // encoded yet (unescaping changes nothing) has its keys and values
 // query-escaped.
-func formEncode(ct string, data []byte) []byte {
+func ftwFormEncode(ct string, data []byte) []byte {
 	if ct != "application/x-www-form-urlencoded" {
 		return data
 	}
@@ -251,8 +304,8 @@ func rewriteRawHost(raw []byte, host func(string) string) []byte {
 	return append(head, raw[end:]...)
 }
 
-// hostOf returns the Host header's value of a raw request ("" if none).
-func hostOf(raw []byte) string {
+// rawHost returns the Host header's value of a raw request ("" if none).
+func rawHost(raw []byte) string {
 	end := bytes.Index(raw, []byte("\r\n\r\n"))
 	if end < 0 {
 		end = len(raw)
@@ -263,16 +316,16 @@ func hostOf(raw []byte) string {
 	return ""
 }
 
-// requestMethod returns the method of a raw request line.
-func requestMethod(raw []byte) string {
+// rawMethod returns the method of a raw request line.
+func rawMethod(raw []byte) string {
 	m, _, _ := bytes.Cut(raw, []byte(" "))
 	return string(m)
 }
 
-// routable splits a Host header into the gateway app label and domain
+// crsRoutable splits a Host header into the gateway app label and domain
 // that serve it, or says it cannot be an app's host (an IP address, a
 // bare name, a name with characters outside a DNS label).
-func routable(host string) (app, domain string, ok bool) {
+func crsRoutable(host string) (app, domain string, ok bool) {
 	h := host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh

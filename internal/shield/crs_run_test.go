@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,13 @@ type reqWait struct {
 
 func newReqWatch() *reqWatch { return &reqWatch{ends: map[string]*reqWait{}} }
 
+// warnings returns what the gateway logged at warning level or above.
+func (w *reqWatch) warnings() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.warns)
+}
+
 func (w *reqWatch) wait(id string) *reqWait {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -116,8 +124,8 @@ func (w *reqWatch) ended(id string, timeout time.Duration) (reqEnd, bool) {
 }
 
 func (w *reqWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (w *reqWatch) WithAttrs([]slog.Attr) slog.Handler        { return w }
-func (w *reqWatch) WithGroup(string) slog.Handler             { return w }
+func (w *reqWatch) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *reqWatch) WithGroup(string) slog.Handler            { return w }
 
 func (w *reqWatch) Handle(_ context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelWarn {
@@ -153,13 +161,14 @@ func (w *reqWatch) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// stageResult is what one request of a test got.
-type stageResult struct {
+// crsReply is what one request of a test got.
+type crsReply struct {
 	err    error  // no response (go-ftw's request error)
 	status int    // the response's status
 	head   string // status line and headers, for response_contains
 	body   []byte
 	id     string // X-Request-Id: absent when net/http answered before the gateway
+	dupID  bool   // X-Request-Id came more than once
 	end    reqEnd
 	ended  bool   // the gateway logged the request's end
 	event  *Event // the security event of the request
@@ -167,17 +176,19 @@ type stageResult struct {
 	log    []string // a log line per matched rule, for match_regex
 }
 
-// send writes raw over a new TLS connection to the gateway and reads the
+// crsSend writes raw over a new TLS connection to the gateway and reads the
 // response, then the request's end and event.
-func send(p *platform, watch *reqWatch, raw []byte, method string) stageResult {
-	var r stageResult
+func crsSend(p *platform, watch *reqWatch, raw []byte, method string) crsReply {
+	var r crsReply
 	c, err := p.dialTLS("127.0.0.1")
 	if err != nil {
 		r.err = err
 		return r
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
+	// Generous: a body of 64,000 bytes in 255 arguments takes seconds
+	// at paranoia level 4 under the race detector.
+	c.SetDeadline(time.Now().Add(time.Minute))
 	// A write error is not the end: the server may have answered (a 400)
 	// and closed before reading everything.
 	_, werr := c.Write(raw)
@@ -205,17 +216,19 @@ func send(p *platform, watch *reqWatch, raw []byte, method string) stageResult {
 	res.Header.Write(&hb)
 	r.head = hb.String()
 	r.id = res.Header.Get("X-Request-Id")
+	r.dupID = len(res.Header.Values("X-Request-Id")) > 1
 	if r.id == "" {
 		return r
 	}
-	r.end, r.ended = watch.ended(r.id, 5*time.Second)
+	r.end, r.ended = watch.ended(r.id, 30*time.Second)
 	r.event = p.eventNow(r.id)
 	if r.event != nil && r.event.WAF != nil {
 		for _, m := range r.event.WAF.Rules {
 			r.rules = append(r.rules, m.ID)
-			// The shape of Coraza's error log line, which the tests'
-			// regular expressions are written against.
-			r.log = append(r.log, fmt.Sprintf(`[id "%d"] [msg "%s"] [data "%s"] [severity "%s"]`, m.ID, m.Message, m.Data, m.Severity))
+			// The shape of Coraza's error log line (its fields quoted
+			// with %q), which the tests' regular expressions match.
+			r.log = append(r.log, fmt.Sprintf("Coraza: Warning. %s [id %q] [msg %q] [data %q] [severity %q]",
+				m.Message, strconv.Itoa(m.ID), m.Message, m.Data, m.Severity))
 		}
 	}
 	return r
@@ -234,10 +247,10 @@ func (p *platform) eventNow(id string) *Event {
 	return nil
 }
 
-// judge is go-ftw's checkResult: an expected error first, then the
+// crsJudge is go-ftw's checkResult: an expected error first, then the
 // status, the response text and the log. It returns why the stage
 // failed, or "".
-func judge(out ftwOutput, r stageResult) string {
+func crsJudge(out ftwOutput, r crsReply) string {
 	if out.ExpectError != nil && *out.ExpectError {
 		if r.err != nil {
 			return ""
@@ -254,7 +267,7 @@ func judge(out ftwOutput, r stageResult) string {
 		return fmt.Sprintf("response does not contain %q", out.ResponseContains)
 	}
 	l := out.Log
-	if l.MatchRegex != "" && !logMatches(r.log, l.MatchRegex) {
+	if l.MatchRegex != "" && !crsLogMatches(r.log, l.MatchRegex) {
 		return fmt.Sprintf("no log line matches %q", l.MatchRegex)
 	}
 	var missing, unwanted []int
@@ -269,7 +282,7 @@ func judge(out ftwOutput, r stageResult) string {
 	if out.Isolated && len(r.rules) != 1 {
 		return fmt.Sprintf("isolated: %d rules matched, want 1", len(r.rules))
 	}
-	if l.NoMatchRegex != "" && logMatches(r.log, l.NoMatchRegex) {
+	if l.NoMatchRegex != "" && crsLogMatches(r.log, l.NoMatchRegex) {
 		return fmt.Sprintf("a log line matches %q", l.NoMatchRegex)
 	}
 	for _, id := range l.NoExpectIDs {
@@ -283,7 +296,7 @@ func judge(out ftwOutput, r stageResult) string {
 	return ""
 }
 
-func logMatches(lines []string, expr string) bool {
+func crsLogMatches(lines []string, expr string) bool {
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return false
@@ -296,9 +309,9 @@ func logMatches(lines []string, expr string) bool {
 	return false
 }
 
-// where says how far a request got in the platform: the class of a
+// crsWhere says how far a request got in the platform: the class of a
 // failure that is not the WAF's.
-func where(r stageResult) string {
+func crsWhere(r crsReply) string {
 	switch {
 	case r.err != nil:
 		return "no response"

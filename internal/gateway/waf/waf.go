@@ -120,9 +120,10 @@ SecRule TX:noops_mode "@streq detect" "id:9100,phase:1,pass,nolog,t:none,ctl:rul
 // base is the engine configuration: Coraza's recommended settings with the
 // rule engine on (routes in detect mode switch to DetectionOnly per
 // transaction), the body limits above the largest route cap (the gateway
-// feeds no more than a route's cap), partial processing past it, and the
-// regex prefilter, which skips a full @rx run when a required literal is
-// missing from the input. The CRS setup gives phases 1 and 2 a default
+// feeds no more than a route's cap) and partial processing past it. The
+// regex prefilter stays off: in Coraza v3.8.1 it rules out inputs that the
+// full regex matches (the CRS regression tests 932311-7 and 942220-2 get
+// through with it on), and a faster WAF that misses attacks is worse. The CRS setup gives phases 1 and 2 a default
 // action that logs; phases 3 to 5 get the same, else Coraza's response
 // rules would match without saying so.
 func base() string {
@@ -137,7 +138,7 @@ SecResponseBodyAccess On
 SecResponseBodyLimit %d
 SecResponseBodyLimitAction ProcessPartial
 SecResponseBodyMimeType text/plain text/html text/xml application/json application/xml
-SecRxPreFilter On
+SecRxPreFilter Off
 SecAuditEngine Off
 Include @crs-setup.conf.example
 SecDefaultAction "phase:3,log,auditlog,pass"

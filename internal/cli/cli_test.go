@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"noops/internal/api"
-	"noops/internal/gateway/ban"
 	"noops/internal/api/apitest"
 	"noops/internal/apitype"
 	"noops/internal/errkind"
+	"noops/internal/gateway/ban"
 	"noops/internal/store"
 	"noops/internal/store/sqlite"
 )

@@ -183,13 +183,6 @@ func (s *Shield) SetRelease(rel store.Release) error {
 	return nil
 }
 
-// Check validates a manifest's WAF settings and rate rules as SetRelease
-// will apply them (deploy calls it before building).
-func Check(c spec.Config) error {
-	_, err := build(c)
-	return err
-}
-
 func build(c spec.Config) (*appShield, error) {
 	w := c.WAFOrDefault()
 	a := &appShield{waf: w, body: int64(w.BodyLimit)}

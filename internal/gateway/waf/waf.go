@@ -91,17 +91,12 @@ type Config struct {
 	// first (shield.Defaults).
 	Setup string
 	// Directives are added after the CRS setup and before its rules
-	// (SecAction overrides of CRS variables, rule exclusions); Tail after
-	// its rules (SecRuleRemoveById, SecRuleUpdateTargetById).
+	// (SecAction overrides of CRS variables, rule exclusions, local rules).
 	Directives string
-	Tail       string
 	// DirectivesName names Directives in errors (a file name); a
 	// directive that does not load is reported with its line in it.
 	DirectivesName string
-	// Files reads the files Directives include, besides the CRS's own
-	// (nil: only the CRS).
-	Files  fs.FS
-	Logger *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Engine is the compiled rule set. It is safe for concurrent use.
@@ -154,9 +149,6 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	var fsys fs.FS = coreruleset.FS
-	if cfg.Files != nil {
-		fsys = overlay{coreruleset.FS, cfg.Files}
-	}
 	c := coraza.NewWAFConfig().WithRootFS(fsys).
 		WithDirectives(base()).
 		WithDirectives(controlRules)
@@ -167,9 +159,6 @@ func New(cfg Config) (*Engine, error) {
 		c = c.WithDirectives(cfg.Directives)
 	}
 	c = c.WithDirectives("Include @owasp_crs/*.conf")
-	if cfg.Tail != "" {
-		c = c.WithDirectives(cfg.Tail)
-	}
 	w, err := coraza.NewWAF(c)
 	if err != nil {
 		err = tidy(err)
@@ -210,17 +199,6 @@ func tidy(err error) error {
 		}
 		err = u
 	}
-}
-
-// overlay reads from the CRS first, then from the user's files.
-type overlay struct{ crs, user fs.FS }
-
-func (o overlay) Open(name string) (fs.File, error) {
-	f, err := o.crs.Open(name)
-	if err == nil {
-		return f, nil
-	}
-	return o.user.Open(name)
 }
 
 // txMap returns a transaction's TX collection; Coraza's transactions

@@ -206,8 +206,10 @@ func TestSpoolStaysSmall(t *testing.T) {
 	if err := n.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := fileLines(t, path); len(got) != 3 || !strings.Contains(got[2], fmt.Sprintf(`"key":"%d"`, events-1)) {
-		t.Errorf("after Stop the spool is %d lines, want the 3 pending (one in flight, two queued)", len(got))
+	// One in flight and the queue of two behind it, unless the sender
+	// took its first event only after the last push (then one is queued).
+	if got := fileLines(t, path); len(got) < 2 || len(got) > 3 || !strings.Contains(got[len(got)-1], fmt.Sprintf(`"key":"%d"`, events-1)) {
+		t.Errorf("after Stop the spool is %d lines, want the 2 or 3 pending (one in flight, the queue behind it) ending with the last event", len(got))
 	}
 }
 

@@ -198,7 +198,16 @@ type Config struct {
 	// zero WAF, which WAFOrDefault turns into the default.
 	WAF        WAF         `json:"waf"`
 	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+	// Triggers, Function and Events (events.go); a release recorded
+	// before they existed has none, and FunctionOrDefault fills Function.
+	Triggers []Trigger `json:"triggers,omitempty"`
+	Function Function  `json:"function"`
+	Events   Events    `json:"events"`
 }
+
+// FunctionOrDefault returns the release's function settings with the
+// defaults filled.
+func (c Config) FunctionOrDefault() Function { return c.Function.WithDefaults() }
 
 // WAFOrDefault returns the release's WAF settings with the defaults filled.
 func (c Config) WAFOrDefault() WAF {
@@ -213,5 +222,6 @@ func ConfigOf(m *Manifest, policySource string) Config {
 	eg := append([]string(nil), m.Egress...)
 	sort.Strings(eg)
 	return Config{Run: m.Run, Access: m.Access, Egress: eg, PolicySource: policySource, WAF: m.WAF,
-		RateLimits: append([]RateLimit(nil), m.RateLimits...)}
+		RateLimits: append([]RateLimit(nil), m.RateLimits...), Triggers: append([]Trigger(nil), m.Triggers...),
+		Function: m.Function, Events: Events{Publish: append([]string(nil), m.Events.Publish...)}}
 }

@@ -46,6 +46,11 @@ type Manifest struct {
 	// RateLimits its rate-based rules. See WAF and RateLimit.
 	WAF        WAF         `yaml:"waf" json:"waf"`
 	RateLimits []RateLimit `yaml:"rate_limits" json:"rate_limits,omitempty"`
+	// Triggers push events to the app (topics, cron); Function says how;
+	// Events lists the topics the app may publish to. See events.go.
+	Triggers []Trigger `yaml:"triggers" json:"triggers,omitempty"`
+	Function Function  `yaml:"function" json:"function"`
+	Events   Events    `yaml:"events" json:"events"`
 }
 
 // Build configures the build.
@@ -155,6 +160,7 @@ func (m *Manifest) Default() {
 	for i := range m.RateLimits {
 		m.RateLimits[i].defaults()
 	}
+	m.Function.defaults()
 }
 
 var (
@@ -229,6 +235,9 @@ func (m *Manifest) Validate() error {
 	errs = append(errs, validateEgress(m.Egress)...)
 	errs = append(errs, m.WAF.validate()...)
 	errs = append(errs, validateRates(m.RateLimits)...)
+	errs = append(errs, validateTriggers(m.Triggers)...)
+	errs = append(errs, m.Function.validate()...)
+	errs = append(errs, m.Events.validate()...)
 	if len(errs) > 0 {
 		return errkind.Errorf(errkind.Invalid, "%s: %s", FileName, strings.Join(errs, "; "))
 	}

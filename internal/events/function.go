@@ -1,0 +1,263 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"noops/internal/errkind"
+	"noops/internal/spec"
+)
+
+// Function is an app as the bus invokes it: the topics it subscribes to,
+// its cron schedules and how deliveries to it behave.
+type Function struct {
+	App      string
+	Topics   []string // topics or patterns ("orders.*", "orders.>")
+	Crons    []string
+	Settings spec.Function
+}
+
+// FunctionOf returns the function of an app's release configuration.
+func FunctionOf(app string, c spec.Config) Function {
+	f := Function{App: app, Settings: c.FunctionOrDefault()}
+	for _, t := range c.Triggers {
+		if t.Topic != "" {
+			f.Topics = append(f.Topics, t.Topic)
+		} else if t.Cron != "" {
+			f.Crons = append(f.Crons, t.Cron)
+		}
+	}
+	return f
+}
+
+func (f Function) equal(g Function) bool {
+	a, b := f.Settings, g.Settings
+	return f.App == g.App && slices.Equal(f.Topics, g.Topics) && slices.Equal(f.Crons, g.Crons) &&
+		a.Path == b.Path && a.Timeout == b.Timeout && a.Attempts() == b.Attempts() && a.Backoff == b.Backoff &&
+		a.MaxBackoff == b.MaxBackoff && a.MaxAge == b.MaxAge && a.Concurrency == b.Concurrency && a.Ordered == b.Ordered &&
+		a.Idempotency == b.Idempotency
+}
+
+// consumerName is the durable consumer of an app on both streams.
+func consumerName(app string) string { return "fn-" + app }
+
+// function runs the deliveries of one app.
+type function struct {
+	b    *Bus
+	def  Function
+	idem *Idempotency // nil when idempotency is off
+
+	ctx      context.Context // deliveries; cancelled when stop gives up waiting
+	cancel   context.CancelFunc
+	quitting chan struct{} // closed by stop
+	quit     atomic.Pointer[struct{}]
+	iters    []jetstream.MessagesContext
+	pumps    sync.WaitGroup
+	work     sync.WaitGroup
+	sem      chan struct{}        // unordered: deliveries in flight
+	lanes    []chan jetstream.Msg // ordered: one FIFO per lane
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // invocation ID → cancel
+}
+
+// SetFunction makes the bus deliver to an app as def says: it creates or
+// updates the app's consumers (keeping their position, so no event is
+// missed across a redeploy) and its cron schedules. Calling it again with
+// the same definition does nothing.
+func (b *Bus) SetFunction(ctx context.Context, def Function) error {
+	def.Settings = def.Settings.WithDefaults()
+	for _, t := range def.Topics {
+		if err := spec.ValidTopicPattern(t); err != nil {
+			return errkind.Errorf(errkind.Invalid, "function %s: %v", def.App, err)
+		}
+	}
+	for _, c := range def.Crons {
+		if _, err := spec.ParseCron(c); err != nil {
+			return errkind.Errorf(errkind.Invalid, "function %s: %v", def.App, err)
+		}
+	}
+	b.mu.Lock()
+	old := b.funcs[def.App]
+	b.mu.Unlock()
+	if old != nil && old.def.equal(def) {
+		return nil
+	}
+	if old != nil {
+		old.stop(ctx)
+	}
+	f, err := b.startFunction(ctx, def)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.funcs[def.App] = f
+	b.mu.Unlock()
+	b.cron.set(def.App, def.Crons)
+	return nil
+}
+
+// RemoveFunction stops delivering to an app and deletes its consumers:
+// events published from now on are not kept for it. Its dead letters
+// stay until they expire.
+func (b *Bus) RemoveFunction(ctx context.Context, app string) error {
+	b.cron.set(app, nil)
+	b.mu.Lock()
+	f := b.funcs[app]
+	delete(b.funcs, app)
+	b.mu.Unlock()
+	if f != nil {
+		f.stop(ctx)
+	}
+	var errs []error
+	for _, s := range []string{streamEvents, streamWork} {
+		if err := b.js.DeleteConsumer(ctx, s, consumerName(app)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("deleting consumer of %s on %s: %w", app, s, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Bus) startFunction(ctx context.Context, def Function) (*function, error) {
+	s := def.Settings
+	f := &function{b: b, def: def, running: map[string]context.CancelFunc{}, quitting: make(chan struct{})}
+	if ttl := s.IdempotencyTTL(); ttl > 0 {
+		var err error
+		if f.idem, err = b.Idempotency(ctx, def.App, ttl); err != nil {
+			return nil, err
+		}
+	}
+	ackWait := time.Duration(s.Timeout) + 30*time.Second
+	pending := max(1000, 4*s.Concurrency)
+	name := consumerName(def.App)
+	var consumers []jetstream.Consumer
+	if len(def.Topics) > 0 {
+		subjects := make([]string, len(def.Topics))
+		for i, t := range def.Topics {
+			subjects[i] = subjEvent + t
+		}
+		c, err := b.js.CreateOrUpdateConsumer(ctx, streamEvents, jetstream.ConsumerConfig{Durable: name, FilterSubjects: subjects,
+			DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1,
+			MaxAckPending: pending, Description: "noops function " + def.App})
+		if err != nil {
+			return nil, fmt.Errorf("subscribing %s to %v: %w", def.App, def.Topics, err)
+		}
+		consumers = append(consumers, c)
+	} else if err := b.js.DeleteConsumer(ctx, streamEvents, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("unsubscribing %s: %w", def.App, err)
+	}
+	c, err := b.js.CreateOrUpdateConsumer(ctx, streamWork, jetstream.ConsumerConfig{Durable: name,
+		FilterSubjects: []string{subjCron + def.App, subjInvoke + def.App, subjReplay + def.App},
+		AckPolicy:      jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1, MaxAckPending: pending,
+		Description: "noops function " + def.App})
+	if err != nil {
+		return nil, fmt.Errorf("creating the work queue consumer of %s: %w", def.App, err)
+	}
+	consumers = append(consumers, c)
+
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	if s.Ordered {
+		f.lanes = make([]chan jetstream.Msg, s.Concurrency)
+		for i := range f.lanes {
+			lane := make(chan jetstream.Msg)
+			f.lanes[i] = lane
+			f.work.Go(func() {
+				for m := range lane {
+					f.deliver(m, true)
+				}
+			})
+		}
+	} else {
+		f.sem = make(chan struct{}, s.Concurrency)
+	}
+	for _, c := range consumers {
+		it, err := c.Messages(jetstream.PullMaxMessages(max(2*s.Concurrency, 16)))
+		if err != nil {
+			f.stop(ctx)
+			return nil, fmt.Errorf("consuming for %s: %w", def.App, err)
+		}
+		f.iters = append(f.iters, it)
+		f.pumps.Go(func() { f.pump(it) })
+	}
+	b.log.Debug("function started", "app", def.App, "topics", def.Topics, "crons", def.Crons, "ordered", s.Ordered)
+	return f, nil
+}
+
+// pump hands the consumer's messages to the workers. A message it
+// cannot hand over because the function is stopping is given back (Nak)
+// for prompt redelivery.
+func (f *function) pump(it jetstream.MessagesContext) {
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && f.quit.Load() == nil {
+				f.b.log.Warn("event consumer stopped", "app", f.def.App, "err", err)
+			}
+			return
+		}
+		if f.lanes != nil {
+			select {
+			case f.lanes[laneOf(m, len(f.lanes))] <- m:
+			case <-f.quitting:
+				_ = m.Nak()
+				return
+			}
+			continue
+		}
+		select {
+		case f.sem <- struct{}{}:
+		case <-f.quitting:
+			_ = m.Nak()
+			return
+		}
+		f.work.Go(func() {
+			defer func() { <-f.sem }()
+			f.deliver(m, false)
+		})
+	}
+}
+
+// laneOf is the ordered lane of a message: by partition key, or by event
+// ID when it has none (no order asked for).
+func laneOf(m jetstream.Msg, n int) int {
+	key := m.Headers().Get(hPartition)
+	if key == "" {
+		key = m.Headers().Get(hID)
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// stop ends the consumers, waits for deliveries in flight until ctx
+// ends, then cancels them (they are redelivered later).
+func (f *function) stop(ctx context.Context) {
+	if f.quit.Swap(&struct{}{}) != nil {
+		return
+	}
+	close(f.quitting)
+	for _, it := range f.iters {
+		it.Stop()
+	}
+	f.pumps.Wait()
+	for _, l := range f.lanes {
+		close(l)
+	}
+	done := make(chan struct{})
+	go func() { f.work.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.cancel()
+		<-done
+	}
+	f.cancel()
+}

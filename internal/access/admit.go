@@ -29,6 +29,11 @@ const (
 // itself (sign-in, sign-out, whoami).
 const Prefix = "/.noops/"
 
+// PlatformPrefix is the part of Prefix that the platform serves beside
+// the app after the app's own policy admitted the request (asynchronous
+// invocations' status).
+const PlatformPrefix = Prefix + "invocations/"
+
 // who is the authenticated caller of a request.
 type who struct {
 	user    store.User
@@ -56,7 +61,7 @@ func (a *Access) Admit(w http.ResponseWriter, r *http.Request, app string) bool 
 	if rule.set.Public() {
 		return true
 	}
-	if strings.HasPrefix(r.URL.Path, Prefix) {
+	if strings.HasPrefix(r.URL.Path, Prefix) && !strings.HasPrefix(r.URL.Path, PlatformPrefix) {
 		a.serveOwn(w, r, app)
 		return false
 	}

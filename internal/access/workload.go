@@ -3,6 +3,7 @@ package access
 import (
 	"net/http"
 
+	"noops/internal/errkind"
 	"noops/internal/gateway/policy"
 	"noops/internal/gateway/trust"
 	"noops/internal/identity/ca"
@@ -61,4 +62,22 @@ func (a *Access) AdmitWorkload(w http.ResponseWriter, r *http.Request, app strin
 	}
 	h[HeaderWorkload] = []string{caller}
 	return true
+}
+
+// Caller returns the app whose workload made a request on the internal
+// listener (the handshake verified its SVID), or an error that says why
+// it is not one: for platform endpoints workloads call, such as
+// publishing events.
+func (a *Access) Caller(r *http.Request) (string, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return "", errkind.Errorf(errkind.Unauthenticated, "the internal listener needs a workload certificate")
+	}
+	caller, ok := workload.AppOf(ca.SPIFFEID(r.TLS.VerifiedChains[0][0]), a.id.Domain())
+	if !ok {
+		return "", errkind.Errorf(errkind.Permission, "the client certificate is not a workload identity of this platform")
+	}
+	if (*a.apps.Load())[caller] == nil {
+		return "", errkind.Errorf(errkind.Permission, "the calling app %s does not exist any more", caller)
+	}
+	return caller, nil
 }

@@ -87,6 +87,8 @@ type Config struct {
 	Identity Identity
 	// Bans is the gateway's ban list; nil serves no ban calls.
 	Bans Bans
+	// Bus is the event bus; nil serves no event calls.
+	Bus Bus
 	// Remote, when set, makes this the remote API (served over mTLS by
 	// the gateway): every call but the public ones needs a device
 	// certificate that the platform policy allows, and profiles are not
@@ -138,6 +140,9 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Bans != nil {
 		s.banRoutes(handle)
 	}
+	if cfg.Bus != nil {
+		s.eventRoutes(handle)
+	}
 	if cfg.Metrics != nil {
 		handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil })
 	}
@@ -155,26 +160,8 @@ func Handler(cfg Config) http.Handler {
 
 type server struct{ cfg Config }
 
-// statusOf is the one table from error kinds to HTTP status codes.
-func statusOf(k errkind.Kind) int {
-	switch k {
-	case errkind.Invalid:
-		return http.StatusBadRequest
-	case errkind.NotFound:
-		return http.StatusNotFound
-	case errkind.Conflict:
-		return http.StatusConflict
-	case errkind.Permission:
-		return http.StatusForbidden
-	case errkind.Unavailable:
-		return http.StatusServiceUnavailable
-	case errkind.Unauthenticated:
-		return http.StatusUnauthorized
-	case errkind.TooMany:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
+// statusOf is errkind's table from error kinds to HTTP status codes.
+func statusOf(k errkind.Kind) int { return errkind.Status(k) }
 
 // wireError is what a client sees of err: the message of a classified
 // error, or a generic one for an internal error (whose cause is logged).

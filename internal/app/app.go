@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,8 @@ import (
 	"noops/internal/buildbox"
 	"noops/internal/control"
 	"noops/internal/errkind"
+	"noops/internal/events"
+	"noops/internal/functions"
 	"noops/internal/gateway"
 	"noops/internal/gateway/ban"
 	"noops/internal/identity"
@@ -81,6 +84,8 @@ type Config struct {
 	// notifications; Limits the gateway's request hygiene.
 	Protection Protection
 	Limits     gateway.Limits
+	// Events configures the event bus (embedded NATS or --nats).
+	Events Events
 }
 
 func (c Config) runc() string {
@@ -95,30 +100,32 @@ type App struct {
 	cfg Config
 	log *slog.Logger
 
-	lock     *lock
-	store    store.Store
-	ca       *ca.CA
-	identity *identity.Service
-	access   *access.Access
-	workload *workload.Provider
-	firewall *firewall
-	images   *image.Store
-	registry *registry.Registry
-	stacks   *stack.Manager
-	net      *netns.Network
-	buildNet *netns.Network
-	driver   *runc.Driver
-	builds   *buildbox.Box
-	gateway  *gateway.Gateway
-	shield   *shield.Shield
-	bans     *ban.List
-	notify   *notify.Notifier
-	super    *supervisor.Supervisor
-	metrics  *metrics.Metrics
-	scaler   atomic.Pointer[autoscale.Autoscaler] // read by the gateway's requests
-	plane    *control.Plane
-	api      *http.Server
-	apiLn    net.Listener
+	lock      *lock
+	store     store.Store
+	ca        *ca.CA
+	identity  *identity.Service
+	access    *access.Access
+	workload  *workload.Provider
+	firewall  *firewall
+	images    *image.Store
+	registry  *registry.Registry
+	stacks    *stack.Manager
+	net       *netns.Network
+	buildNet  *netns.Network
+	driver    *runc.Driver
+	builds    *buildbox.Box
+	gateway   *gateway.Gateway
+	shield    *shield.Shield
+	bus       *events.Bus
+	functions *functions.Layer
+	bans      *ban.List
+	notify    *notify.Notifier
+	super     *supervisor.Supervisor
+	metrics   *metrics.Metrics
+	scaler    atomic.Pointer[autoscale.Autoscaler] // read by the gateway's requests
+	plane     *control.Plane
+	api       *http.Server
+	apiLn     net.Listener
 
 	started []component
 }
@@ -191,6 +198,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"runtime", a.startRuntime},
 		{"build sandboxes", a.startBuilds},
 		{"shield", a.startShield},
+		{"events", a.startEvents},
 		{"gateway", a.startGateway},
 		{"app firewall", a.startFirewall},
 		{"supervisor", a.startSupervisor},
@@ -408,7 +416,8 @@ func (a *App) startBuilds(ctx context.Context) error {
 func (a *App) startGateway(ctx context.Context) error {
 	gc := gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
 		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access,
-		Shield: a.shield, Door: gateway.DoorFunc(a.banned), Strike: a.shield.Strike, Limits: a.cfg.Limits}
+		Shield: chain{a.shield, a.functions}, Door: gateway.DoorFunc(a.banned), Strike: a.shield.Strike, Limits: a.cfg.Limits,
+		InternalPlatform: a.functions}
 	if a.cfg.Internal != "off" {
 		gc.InternalAddr = a.cfg.Internal
 		if gc.InternalAddr == "" {
@@ -432,10 +441,11 @@ func (a *App) startGateway(ctx context.Context) error {
 func (a *App) startSupervisor(ctx context.Context) error {
 	var env []string
 	if ln := a.gateway.InternalAddr(); ln != nil {
-		env = append(env, "NOOPS_GATEWAY_INTERNAL="+internalURL(bridgeAddr(a.net.Subnet()), ln))
+		u := internalURL(bridgeAddr(a.net.Subnet()), ln)
+		env = append(env, "NOOPS_GATEWAY_INTERNAL="+u, "NOOPS_EVENTS_URL="+strings.TrimSuffix(u, "/")+strings.TrimSuffix(functions.EventsPrefix, "/"))
 	}
 	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver,
-		Guard: guards{a.access, a.shield}, Identities: a.workload, Firewall: a.firewall, Env: env},
+		Guard: guards{a.access, a.shield, a.functions}, Identities: a.workload, Firewall: a.firewall, Env: env},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -491,7 +501,7 @@ func (a *App) startAPI(context.Context) error {
 	}
 	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
 		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log, Identity: a.identity,
-		Bans: a.bans}
+		Bans: a.bans, Bus: a.bus}
 	h := api.Handler(cfg)
 	// The same API over mTLS for remote devices, at api.<domain>.
 	remote := cfg

@@ -12,7 +12,8 @@ func Serve(ctx context.Context, o cli.ServerOptions) error {
 	a, err := New(Config{Data: o.Data, Domain: o.Domain, HTTPS: o.HTTPS, HTTP: o.HTTP, Subnet: o.Subnet, BuildSubnet: o.BuildSubnet,
 		StackDebs: o.StackDebs, Logger: o.Logger, Version: o.Version, Internal: o.Internal,
 		Protection: Protection{WAFRules: o.WAFRules, BanAllow: o.BanAllow, TrustedProxies: o.TrustedProxies, Flood: o.Flood,
-			Webhooks: o.NotifyWebhooks, Slack: o.NotifySlack}})
+			Webhooks: o.NotifyWebhooks, Slack: o.NotifySlack},
+		Events: Events{NATS: o.NATS, MaxEventSize: o.EventSize}})
 	if err != nil {
 		return err
 	}

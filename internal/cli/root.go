@@ -141,7 +141,7 @@ func newRoot(e *env) *cobra.Command {
 		newServer(e), newDemo(e), newDeploy(e), newApps(e), newReleases(e), newRollback(e),
 		newPs(e), newScale(e), newLogs(e), newEnv(e), newCA(e), newAudit(e), newShim(), newVersion(e), newMetrics(e), newEvents(e), newLoad(e),
 		newStack(e), newRebase(e), newSBOM(e), newGC(e), newRegistry(e),
-		newUsers(e), newLogin(e), newWhoAmI(e), newDevices(e), newPolicy(e), newBans(e),
+		newUsers(e), newLogin(e), newWhoAmI(e), newDevices(e), newPolicy(e), newBans(e), newFunctions(e),
 	)
 	return root
 }

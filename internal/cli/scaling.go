@@ -65,6 +65,7 @@ func newEvents(e *env) *cobra.Command {
 	c.Flags().Int64Var(&since, "since", 0, "show events after this sequence number")
 	c.Flags().IntVar(&limit, "limit", 100, "at most this many events")
 	addJSON(c, e)
+	c.AddCommand(newPublish(e), newDLQ(e)) // the event bus (events.go)
 	return c
 }
 

@@ -31,9 +31,12 @@ type ServerOptions struct {
 	Flood          int
 	NotifyWebhooks []string
 	NotifySlack    []string
-	Logger         *slog.Logger
-	Version        string
-	Ready          func(https string) // called once the platform serves
+	// Events (issue 7): an external NATS cluster, the event size limit.
+	NATS      string
+	EventSize int
+	Logger    *slog.Logger
+	Version   string
+	Ready     func(https string) // called once the platform serves
 }
 
 // ServeFunc runs the platform until ctx ends.
@@ -92,6 +95,8 @@ func newServer(e *env) *cobra.Command {
 	c.Flags().IntVar(&o.Flood, "flood", 0, "requests per minute from one client that ban it (0: 6000; -1: off)")
 	c.Flags().StringSliceVar(&o.NotifyWebhooks, "notify-webhook", nil, "URL that receives security events as JSON (repeatable; also NOOPS_NOTIFY_WEBHOOK, comma-separated)")
 	c.Flags().StringSliceVar(&o.NotifySlack, "notify-slack", nil, "Slack-compatible incoming webhook URL for security events (repeatable; prefer NOOPS_NOTIFY_SLACK: URLs on the command line are visible to ps)")
+	c.Flags().StringVar(&o.NATS, "nats", envOr("NOOPS_NATS", ""), "URL of an external NATS cluster with JetStream for events (default: the embedded server in DATA/events; also NOOPS_NATS)")
+	c.Flags().IntVar(&o.EventSize, "event-size", 0, "largest event (and asynchronous request body) in bytes (0: 1 MiB)")
 	return c
 }
 

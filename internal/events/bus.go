@@ -185,3 +185,12 @@ func publishError(topic string, err error) error {
 	}
 	return fmt.Errorf("publishing to %s: %w", topic, err)
 }
+
+// MaxEventSize is the largest event data (and asynchronous request body).
+func (b *Bus) MaxEventSize() int { return b.cfg.MaxEventSize }
+
+// Call sends a request to an app now, through the bus's Target: a
+// synchronous invocation.
+func (b *Bus) Call(ctx context.Context, app string, r *http.Request, limit int) (*Response, error) {
+	return b.cfg.Target.Call(ctx, app, r, limit)
+}

@@ -73,6 +73,10 @@ type Config struct {
 	InternalAddr string
 	InternalTLS  *tls.Config
 	InternalFrom []netip.Prefix
+	// InternalPlatform, when set, serves the paths under /.noops/ on the
+	// internal listener, for any Host (publishing events); it
+	// authenticates the workload itself.
+	InternalPlatform http.Handler
 }
 
 // Guard admits or refuses requests to apps. Admit returns true to let the

@@ -69,6 +69,9 @@ func (g *Gateway) serveInternal(w http.ResponseWriter, r *http.Request, wg Workl
 	defer putWriter(rw)
 	rt := g.routes.get(app)
 	switch {
+	case g.cfg.InternalPlatform != nil && strings.HasPrefix(r.URL.Path, "/.noops/"):
+		rw.backend = "platform"
+		g.cfg.InternalPlatform.ServeHTTP(rw, r)
 	case rt == nil:
 		g.page(rw, r, notFoundPage(r.Host, g.cfg.Domain, id))
 	case !wg.AdmitWorkload(rw, r, app):

@@ -81,6 +81,7 @@ func (g *Gateway) shielded(rw *respWriter, r *http.Request, rt *route, app, id s
 // serveApp proxies a request of an app, counting it in the app's load
 // while it lasts (a panic that aborts the response included).
 func (g *Gateway) serveApp(rw *respWriter, r *http.Request, rt *route, id string, start time.Time) {
+	traced(r.Header)
 	rt.load.arrived.Add(1)
 	rt.load.inflight.Add(1)
 	defer rt.load.inflight.Add(-1)

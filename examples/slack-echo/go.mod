@@ -1,0 +1,3 @@
+module example.com/slack-echo
+
+go 1.22

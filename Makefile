@@ -29,6 +29,9 @@ test: lint build
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	# The whole CRS regression suite (a race build runs one test in eight).
 	$(GO) test -count=1 -run TestCRS ./internal/shield
+	# The example apps are modules of their own.
+	@for m in $$(dirname $$(git ls-files 'examples/*go.mod' 'examples/*/*/go.mod')); do \
+	  (cd $$m && $(GO) vet ./... && $(GO) test -count=1 ./...) || exit 1; done
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -41,6 +44,7 @@ fuzz:
 	$(GO) test ./internal/image -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/api -run '^$$' -fuzz FuzzRequestBodies -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/gateway -run '^$$' -fuzz FuzzAppOf -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/trace -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 bench: build
 	./bench/run.sh

@@ -49,8 +49,13 @@ type reply struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "slack-echo: point a Slack slash command's Request URL here; it POSTs the command as a form")
+		return
+	}
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
 		return
 	}

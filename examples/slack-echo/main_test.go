@@ -83,7 +83,7 @@ func TestRefusals(t *testing.T) {
 		name, method, ctype, body string
 		want                      int
 	}{
-		{"GET", "GET", "", "", http.StatusMethodNotAllowed},
+		{"GET shows what the app is", "GET", "", "", http.StatusOK},
 		{"PUT", "PUT", formType, form("x"), http.StatusMethodNotAllowed},
 		{"JSON", "POST", "application/json", `{"text":"x"}`, http.StatusUnsupportedMediaType},
 		{"no type", "POST", "", form("x"), http.StatusUnsupportedMediaType},

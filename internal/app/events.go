@@ -20,6 +20,10 @@ type Events struct {
 	NATS string
 	// MaxEventSize bounds an event's data (0: 1 MiB).
 	MaxEventSize int
+	// Creds is a NATS credentials file for NATS; Replicas the replicas
+	// of each stream and bucket (0: 1; 3 on a three-node cluster).
+	Creds    string
+	Replicas int
 }
 
 // startEvents starts the embedded NATS server (or connects to the
@@ -29,9 +33,8 @@ func (a *App) startEvents(ctx context.Context) error {
 	ec := a.cfg.Events
 	var nc *nats.Conn
 	var err error
-	replicas := 1
 	if ec.NATS == "" {
-		emb, err := events.StartEmbedded(events.EmbeddedConfig{Dir: a.path("events"), Logger: a.log})
+		emb, err := events.StartEmbedded(events.EmbeddedConfig{Dir: a.path("events"), Logger: a.log, MaxPayload: int32(ec.MaxEventSize + 1<<20)})
 		if err != nil {
 			return err
 		}
@@ -40,14 +43,17 @@ func (a *App) startEvents(ctx context.Context) error {
 			return err
 		}
 	} else {
-		if nc, err = nats.Connect(ec.NATS, nats.Name("noops"), nats.MaxReconnects(-1)); err != nil {
+		opts := []nats.Option{nats.Name("noops"), nats.MaxReconnects(-1)}
+		if ec.Creds != "" {
+			opts = append(opts, nats.UserCredentials(ec.Creds))
+		}
+		if nc, err = nats.Connect(ec.NATS, opts...); err != nil {
 			return errkind.WithHint(errkind.Unavailable, fmt.Errorf("connecting to NATS at %s: %w", ec.NATS, err),
 				"check --nats: a NATS server with JetStream enabled must answer there")
 		}
-		replicas = 0 // the cluster's choice: Open uses 1 unless told
 	}
 	a.started1("event connection", func(context.Context) error { return nc.Drain() })
-	bus, err := events.Open(ctx, nc, events.Config{Target: gatewayTarget{a}, Logger: a.log, MaxEventSize: ec.MaxEventSize, Replicas: replicas})
+	bus, err := events.Open(ctx, nc, events.Config{Target: gatewayTarget{a}, Logger: a.log, MaxEventSize: ec.MaxEventSize, Replicas: ec.Replicas})
 	if err != nil {
 		return err
 	}

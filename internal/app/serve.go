@@ -13,7 +13,7 @@ func Serve(ctx context.Context, o cli.ServerOptions) error {
 		StackDebs: o.StackDebs, Logger: o.Logger, Version: o.Version, Internal: o.Internal,
 		Protection: Protection{WAFRules: o.WAFRules, BanAllow: o.BanAllow, TrustedProxies: o.TrustedProxies, Flood: o.Flood,
 			Webhooks: o.NotifyWebhooks, Slack: o.NotifySlack},
-		Events: Events{NATS: o.NATS, MaxEventSize: o.EventSize}})
+		Events: Events{NATS: o.NATS, Creds: o.NATSCreds, Replicas: o.EventReplicas, MaxEventSize: o.EventSize}})
 	if err != nil {
 		return err
 	}

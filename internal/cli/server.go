@@ -32,11 +32,13 @@ type ServerOptions struct {
 	NotifyWebhooks []string
 	NotifySlack    []string
 	// Events (issue 7): an external NATS cluster, the event size limit.
-	NATS      string
-	EventSize int
-	Logger    *slog.Logger
-	Version   string
-	Ready     func(https string) // called once the platform serves
+	NATS          string
+	NATSCreds     string
+	EventReplicas int
+	EventSize     int
+	Logger        *slog.Logger
+	Version       string
+	Ready         func(https string) // called once the platform serves
 }
 
 // ServeFunc runs the platform until ctx ends.
@@ -96,6 +98,8 @@ func newServer(e *env) *cobra.Command {
 	c.Flags().StringSliceVar(&o.NotifyWebhooks, "notify-webhook", nil, "URL that receives security events as JSON (repeatable; also NOOPS_NOTIFY_WEBHOOK, comma-separated)")
 	c.Flags().StringSliceVar(&o.NotifySlack, "notify-slack", nil, "Slack-compatible incoming webhook URL for security events (repeatable; prefer NOOPS_NOTIFY_SLACK: URLs on the command line are visible to ps)")
 	c.Flags().StringVar(&o.NATS, "nats", envOr("NOOPS_NATS", ""), "URL of an external NATS cluster with JetStream for events (default: the embedded server in DATA/events; also NOOPS_NATS)")
+	c.Flags().StringVar(&o.NATSCreds, "nats-creds", envOr("NOOPS_NATS_CREDS", ""), "NATS credentials file (JWT and NKey) for --nats (also NOOPS_NATS_CREDS)")
+	c.Flags().IntVar(&o.EventReplicas, "event-replicas", 1, "replicas of each event stream and bucket on a --nats cluster (3 on a three-node cluster)")
 	c.Flags().IntVar(&o.EventSize, "event-size", 0, "largest event (and asynchronous request body) in bytes (0: 1 MiB)")
 	return c
 }

@@ -24,6 +24,8 @@ type Embedded struct {
 type EmbeddedConfig struct {
 	Dir      string // JetStream storage (created 0700)
 	MaxStore int64  // bytes of file storage; 0: 10 GiB or what the disk has
+	// MaxPayload is the largest message (0: 8 MiB).
+	MaxPayload int32
 	Logger   *slog.Logger
 	// SyncAlways fsyncs every write: survives a power cut, not only a
 	// crash of the process, at a cost in throughput.
@@ -45,7 +47,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		StoreDir:           filepath.Clean(cfg.Dir),
 		JetStreamMaxStore:  cfg.MaxStore,
 		JetStreamMaxMemory: 256 << 20,
-		MaxPayload:         8 << 20,
+		MaxPayload:         max(cfg.MaxPayload, 8<<20),
 		NoSigs:             true,
 		SyncAlways:         cfg.SyncAlways,
 	}

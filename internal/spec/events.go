@@ -32,7 +32,8 @@ type Events struct {
 type Function struct {
 	// Path is where events are POSTed (default "/").
 	Path string `yaml:"path" json:"path,omitempty"`
-	// Timeout bounds one attempt (default 30s, at most 15m).
+	// Timeout bounds one attempt (default 30s, at most 1m: the gateway
+	// waits a minute for an answer's headers).
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// Retries after the first attempt (default 2, like Lambda's
 	// asynchronous invocation; 0 to 100). Retries is a pointer so that
@@ -140,7 +141,8 @@ func (f Function) validate() []string {
 			errs = append(errs, fmt.Sprintf("function.%s: %s is out of range (%s to %s)", name, d, lo, hi))
 		}
 	}
-	check("timeout", f.Timeout, 100*time.Millisecond, 15*time.Minute)
+	// The gateway waits 60 s for an answer's headers (proxy.go).
+	check("timeout", f.Timeout, 100*time.Millisecond, time.Minute)
 	check("backoff", f.Backoff, 10*time.Millisecond, time.Hour)
 	check("max_backoff", f.MaxBackoff, time.Duration(f.Backoff), 6*time.Hour)
 	check("max_age", f.MaxAge, time.Minute, 14*24*time.Hour)

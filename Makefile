@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test ./internal/api -run '^$$' -fuzz FuzzRequestBodies -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/gateway -run '^$$' -fuzz FuzzAppOf -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/trace -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/events -run '^$$' -fuzz FuzzEventHeaders -fuzztime $(FUZZTIME)
 
 bench: build
 	./bench/run.sh

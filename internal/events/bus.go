@@ -104,6 +104,10 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if v := nc.ConnectedServerVersion(); !versionAtLeast(v, 2, 10) {
+		return nil, errkind.WithHint(errkind.Unavailable, fmt.Errorf("the NATS server at %s is version %s: noops needs 2.10 or later (consumers of several subjects)", nc.ConnectedUrlRedacted(), v),
+			"upgrade the NATS cluster, or leave out --nats to use the embedded server")
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("opening JetStream: %w", err)
@@ -193,4 +197,13 @@ func (b *Bus) MaxEventSize() int { return b.cfg.MaxEventSize }
 // synchronous invocation.
 func (b *Bus) Call(ctx context.Context, app string, r *http.Request, limit int) (*Response, error) {
 	return b.cfg.Target.Call(ctx, app, r, limit)
+}
+
+// versionAtLeast compares a "MAJOR.MINOR.PATCH" server version.
+func versionAtLeast(v string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }

@@ -125,3 +125,10 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// newTestServer serves fn and returns its URL.
+func newTestServer(t *testing.T, fn http.HandlerFunc) string {
+	srv := httptest.NewServer(fn)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

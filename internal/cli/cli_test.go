@@ -40,7 +40,7 @@ type server struct {
 	httpLog *syncBuffer // net/http's own complaints: panics, bad requests
 }
 
-func startServer(t *testing.T, setup func(p *apitest.Plane)) *server {
+func startServer(t *testing.T, setup func(p *apitest.Plane), opts ...func(*api.Config)) *server {
 	t.Helper()
 	s := &server{dir: t.TempDir(), plane: apitest.NewPlane(testNow), logs: &apitest.Logs{Lines: map[string][]string{}}, log: &syncBuffer{}, httpLog: &syncBuffer{}}
 	s.plane.AddApp("web", 2)
@@ -58,13 +58,17 @@ func startServer(t *testing.T, setup func(p *apitest.Plane)) *server {
 	if err != nil {
 		t.Fatalf("listening on the API socket: %v", err)
 	}
+	cfg := api.Config{Plane: s.plane, Audit: db, Events: db, Logs: s.logs,
+		Status: func() apitype.Status { return apitype.Status{Version: "test"} },
+		CARoot: func() []byte { return []byte("PEM\n") },
+		Logger: slog.New(slog.NewTextHandler(s.log, nil)),
+		Now:    func() time.Time { return testNow },
+		Bans:   ban.New(ban.Config{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Config{Plane: s.plane, Audit: db, Events: db, Logs: s.logs,
-			Status: func() apitype.Status { return apitype.Status{Version: "test"} },
-			CARoot: func() []byte { return []byte("PEM\n") },
-			Logger: slog.New(slog.NewTextHandler(s.log, nil)),
-			Now:    func() time.Time { return testNow },
-			Bans:   ban.New(ban.Config{Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})}),
+		Handler:     api.Handler(cfg),
 		ConnContext: api.ConnContext,
 		ErrorLog:    log.New(s.httpLog, "", 0),
 	}

@@ -105,9 +105,9 @@ func (b *Bus) SetFunction(ctx context.Context, def Function) error {
 	return nil
 }
 
-// RemoveFunction stops delivering to an app and deletes its consumers:
-// events published from now on are not kept for it. Its dead letters
-// stay until they expire.
+// RemoveFunction stops delivering to an app and deletes its consumers
+// and idempotency records: events published from now on are not kept for
+// it. Its dead letters stay until they expire.
 func (b *Bus) RemoveFunction(ctx context.Context, app string) error {
 	b.cron.set(app, nil)
 	b.mu.Lock()
@@ -118,6 +118,12 @@ func (b *Bus) RemoveFunction(ctx context.Context, app string) error {
 		f.stop(ctx)
 	}
 	var errs []error
+	b.mu.Lock()
+	delete(b.idem, app)
+	b.mu.Unlock()
+	if err := b.js.DeleteKeyValue(ctx, bucketIdem+app); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		errs = append(errs, fmt.Errorf("deleting the idempotency records of %s: %w", app, err))
+	}
 	for _, s := range []string{streamEvents, streamWork} {
 		if err := b.js.DeleteConsumer(ctx, s, consumerName(app)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			errs = append(errs, fmt.Errorf("deleting consumer of %s on %s: %w", app, s, err))

@@ -246,3 +246,22 @@ func TestOrderedPerKey(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveFunction(t *testing.T) {
+	h := newHarness(t)
+	h.serve("gone", func(w http.ResponseWriter, r *http.Request) {})
+	h.set(fn("gone", "t"))
+	ctx := context.Background()
+	if err := h.bus.RemoveFunction(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.bus.js.Consumer(ctx, streamEvents, consumerName("gone")); err == nil {
+		t.Error("the consumer outlived its app")
+	}
+	if _, err := h.bus.js.KeyValue(ctx, bucketIdem+"gone"); err == nil {
+		t.Error("the idempotency records outlived their app")
+	}
+	if err := h.bus.RemoveFunction(ctx, "never-was"); err != nil {
+		t.Fatalf("removing an app that had no function: %v", err)
+	}
+}

@@ -33,8 +33,8 @@ func (l *Layer) Inspect(w http.ResponseWriter, r *http.Request, app string) (htt
 	if conf == nil {
 		return w, nil, true
 	}
-	if conf.idemTTL == 0 {
-		key = "" // the app handles its keys itself
+	if conf.idemTTL == 0 || r.Method != http.MethodPost && r.Method != http.MethodPatch {
+		key = "" // the app handles its keys itself; other methods are idempotent already
 	}
 	if key == "" && !async {
 		return w, nil, true

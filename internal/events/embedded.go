@@ -26,7 +26,7 @@ type EmbeddedConfig struct {
 	MaxStore int64  // bytes of file storage; 0: 10 GiB or what the disk has
 	// MaxPayload is the largest message (0: 8 MiB).
 	MaxPayload int32
-	Logger   *slog.Logger
+	Logger     *slog.Logger
 	// SyncAlways fsyncs every write: survives a power cut, not only a
 	// crash of the process, at a cost in throughput.
 	SyncAlways bool

@@ -80,6 +80,7 @@ type Bus struct {
 	dlq jetstream.Stream
 	inv jetstream.KeyValue
 
+	setMu sync.Mutex // serialises SetFunction and RemoveFunction
 	mu    sync.Mutex
 	funcs map[string]*function
 	idem  map[string]*Idempotency

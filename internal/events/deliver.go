@@ -35,6 +35,7 @@ type attempt struct {
 	err       error
 	retry     bool          // a retry can help
 	notBefore time.Duration // Retry-After
+	cancelled bool          // an invocation cancelled while it ran
 }
 
 func (a attempt) ok() bool { return a.err == nil && a.resp.Status < 300 }
@@ -80,8 +81,8 @@ func (f *function) deliver(m jetstream.Msg, inline bool) {
 		if skip {
 			return // handled (duplicate, in progress elsewhere)
 		}
-		if a.ok() {
-			_ = m.Ack()
+		if a.ok() || a.cancelled {
+			_ = m.Ack() // done, or an invocation its caller cancelled
 			return
 		}
 		delay := backoff(time.Duration(s.Backoff), time.Duration(s.MaxBackoff), n)
@@ -208,9 +209,8 @@ func (f *function) call(ctx context.Context, m jetstream.Msg, ev Event, invID st
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer within the timeout of %s", f.def.Settings.Timeout)
-		} else if errors.Is(ctx.Err(), context.Canceled) && invID != "" {
-			err = fmt.Errorf("cancelled")
-			return attempt{err: err}
+		} else if errors.Is(ctx.Err(), context.Canceled) && invID != "" && f.ctx.Err() == nil {
+			return attempt{err: fmt.Errorf("cancelled"), cancelled: true}
 		}
 		return attempt{err: err, retry: true}
 	}

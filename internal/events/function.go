@@ -85,6 +85,8 @@ func (b *Bus) SetFunction(ctx context.Context, def Function) error {
 			return errkind.Errorf(errkind.Invalid, "function %s: %v", def.App, err)
 		}
 	}
+	b.setMu.Lock()
+	defer b.setMu.Unlock()
 	b.mu.Lock()
 	old := b.funcs[def.App]
 	b.mu.Unlock()
@@ -109,6 +111,8 @@ func (b *Bus) SetFunction(ctx context.Context, def Function) error {
 // and idempotency records: events published from now on are not kept for
 // it. Its dead letters stay until they expire.
 func (b *Bus) RemoveFunction(ctx context.Context, app string) error {
+	b.setMu.Lock()
+	defer b.setMu.Unlock()
 	b.cron.set(app, nil)
 	b.mu.Lock()
 	f := b.funcs[app]

@@ -183,6 +183,9 @@ func TestAsyncInvocation(t *testing.T) {
 	if got, _ = h.bus.Invocation(ctx, inv3.ID); got.Status != InvocationCancelled {
 		t.Fatalf("after cancel: %+v", got)
 	}
+	if dls, _ := h.bus.DeadLetters(ctx, "worker", 0); len(dls) != 1 {
+		t.Fatalf("a cancelled invocation is not a dead letter: %+v", dls)
+	}
 	if _, err := h.bus.Cancel(ctx, inv.ID); !errkind.Is(err, errkind.Conflict) {
 		t.Fatalf("cancelling a finished invocation: %v", err)
 	}

@@ -3,8 +3,6 @@ package events
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -144,28 +142,19 @@ func (f *function) age(ev Event, m jetstream.Msg, meta *jetstream.MsgMetadata) t
 // attemptOnce makes one attempt under the idempotency record of the
 // event. skip is true when the message was settled without an attempt.
 func (f *function) attemptOnce(m jetstream.Msg, ev Event, invID string, n int) (a attempt, skip bool) {
-	var rev uint64
-	var hash string
 	key := "event:" + ev.ID
 	if invID != "" {
 		key = "invocation:" + invID
 	}
 	if f.idem != nil {
-		sum := sha256.Sum256(m.Data())
-		hash = hex.EncodeToString(sum[:])
-		out, _, r, err := f.idem.Begin(f.ctx, key, hash, time.Duration(f.def.Settings.Timeout)+10*time.Second)
-		switch {
-		case err != nil:
+		done, err := f.idem.Completed(f.ctx, key)
+		if err != nil {
 			f.b.log.Warn("idempotency record unavailable; delivering without it", "app", f.def.App, "event", ev.ID, "err", err)
-		case out == Replay || out == Conflict:
+		}
+		if done {
 			f.b.log.Debug("duplicate delivery skipped", "app", f.def.App, "event", ev.ID)
 			_ = m.Ack()
 			return a, true
-		case out == InProgress:
-			_ = m.NakWithDelay(time.Duration(f.def.Settings.Timeout))
-			return a, true
-		default:
-			rev = r
 		}
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, time.Duration(f.def.Settings.Timeout))
@@ -176,12 +165,8 @@ func (f *function) attemptOnce(m jetstream.Msg, ev Event, invID string, n int) (
 		f.b.invocationRunning(f.ctx, invID, n)
 	}
 	a = f.call(ctx, m, ev, invID, n)
-	if f.idem != nil && rev != 0 {
-		if a.ok() {
-			f.idem.Complete(f.ctx, key, rev, Record{Hash: hash, Status: a.resp.Status})
-		} else {
-			f.idem.Abandon(f.ctx, key, rev)
-		}
+	if f.idem != nil && a.ok() {
+		f.idem.Remember(key, Record{Status: a.resp.Status})
 	}
 	if invID != "" && a.ok() {
 		f.b.invocationDone(f.ctx, invID, n, a.resp, "")

@@ -59,11 +59,10 @@ type function struct {
 	cancel   context.CancelFunc
 	quitting chan struct{} // closed by stop
 	quit     atomic.Pointer[struct{}]
-	iters    []jetstream.MessagesContext
+	iters    []jetstream.MessagesContext // guarded by mu
 	pumps    sync.WaitGroup
 	work     sync.WaitGroup
-	sem      chan struct{}        // unordered: deliveries in flight
-	lanes    []chan jetstream.Msg // ordered: one FIFO per lane
+	lanes    []chan jetstream.Msg // ordered: one per worker; unordered: one for all
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // invocation ID → cancel
@@ -174,64 +173,87 @@ func (b *Bus) startFunction(ctx context.Context, def Function) (*function, error
 	consumers = append(consumers, c)
 
 	f.ctx, f.cancel = context.WithCancel(context.Background())
-	if s.Ordered {
-		f.lanes = make([]chan jetstream.Msg, s.Concurrency)
-		for i := range f.lanes {
-			lane := make(chan jetstream.Msg)
-			f.lanes[i] = lane
+	// Ordered: one lane per worker, a key always in the same lane.
+	// Unordered: one queue that every worker takes from.
+	lanes, perLane := s.Concurrency, 1
+	if !s.Ordered {
+		lanes, perLane = 1, s.Concurrency
+	}
+	f.lanes = make([]chan jetstream.Msg, lanes)
+	for i := range f.lanes {
+		lane := make(chan jetstream.Msg)
+		f.lanes[i] = lane
+		for range perLane {
 			f.work.Go(func() {
 				for m := range lane {
-					f.deliver(m, true)
+					f.deliver(m, s.Ordered)
 				}
 			})
 		}
-	} else {
-		f.sem = make(chan struct{}, s.Concurrency)
 	}
+	batch := max(2*s.Concurrency, 16)
 	for _, c := range consumers {
-		it, err := c.Messages(jetstream.PullMaxMessages(max(2*s.Concurrency, 16)))
-		if err != nil {
-			f.stop(ctx)
-			return nil, fmt.Errorf("consuming for %s: %w", def.App, err)
-		}
-		f.iters = append(f.iters, it)
-		f.pumps.Go(func() { f.pump(it) })
+		f.pumps.Go(func() { f.pump(c, batch) })
 	}
 	b.log.Debug("function started", "app", def.App, "topics", def.Topics, "crons", def.Crons, "ordered", s.Ordered)
 	return f, nil
 }
 
-// pump hands the consumer's messages to the workers. A message it
-// cannot hand over because the function is stopping is given back (Nak)
-// for prompt redelivery.
-func (f *function) pump(it jetstream.MessagesContext) {
+// pump hands the consumer's messages to the workers, for as long as the
+// function runs: when the iterator fails (a lost connection, missed
+// heartbeats), it makes a new one. A message it cannot hand over because
+// the function is stopping is given back (Nak) for prompt redelivery.
+func (f *function) pump(c jetstream.Consumer, batch int) {
+	for {
+		it, err := c.Messages(jetstream.PullMaxMessages(batch))
+		if err == nil {
+			if !f.track1(it) {
+				it.Stop()
+				return
+			}
+			err = f.drain(it)
+			it.Stop()
+		}
+		if f.quit.Load() != nil {
+			return
+		}
+		f.b.log.Warn("event consumer interrupted; resuming", "app", f.def.App, "err", err)
+		select {
+		case <-time.After(time.Second):
+		case <-f.quitting:
+			return
+		}
+	}
+}
+
+// track1 registers an iterator for stop to end; false when stopping.
+func (f *function) track1(it jetstream.MessagesContext) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.quit.Load() != nil {
+		return false
+	}
+	f.iters = append(f.iters, it)
+	return true
+}
+
+// drain hands an iterator's messages over until it fails or stops.
+func (f *function) drain(it jetstream.MessagesContext) error {
 	for {
 		m, err := it.Next()
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && f.quit.Load() == nil {
-				f.b.log.Warn("event consumer stopped", "app", f.def.App, "err", err)
-			}
-			return
+			return err
 		}
-		if f.lanes != nil {
-			select {
-			case f.lanes[laneOf(m, len(f.lanes))] <- m:
-			case <-f.quitting:
-				_ = m.Nak()
-				return
-			}
-			continue
+		lane := f.lanes[0]
+		if len(f.lanes) > 1 {
+			lane = f.lanes[laneOf(m, len(f.lanes))]
 		}
 		select {
-		case f.sem <- struct{}{}:
+		case lane <- m:
 		case <-f.quitting:
 			_ = m.Nak()
-			return
+			return nil
 		}
-		f.work.Go(func() {
-			defer func() { <-f.sem }()
-			f.deliver(m, false)
-		})
 	}
 }
 
@@ -254,9 +276,11 @@ func (f *function) stop(ctx context.Context) {
 		return
 	}
 	close(f.quitting)
+	f.mu.Lock()
 	for _, it := range f.iters {
 		it.Stop()
 	}
+	f.mu.Unlock()
 	f.pumps.Wait()
 	for _, l := range f.lanes {
 		close(l)

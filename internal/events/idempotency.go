@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -21,9 +22,12 @@ import (
 // when the worker that took it died, another may take over once the
 // lease ran out.
 type Idempotency struct {
-	kv  jetstream.KeyValue
-	ttl time.Duration
-	now func() time.Time
+	kv     jetstream.KeyValue
+	js     jetstream.JetStream
+	bucket string
+	ttl    time.Duration
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // Outcome of Begin.
@@ -76,7 +80,7 @@ func (b *Bus) Idempotency(ctx context.Context, app string, ttl time.Duration) (*
 	if err != nil {
 		return nil, fmt.Errorf("creating the idempotency records of %s: %w", app, err)
 	}
-	i = &Idempotency{kv: kv, ttl: ttl, now: b.cfg.Now}
+	i = &Idempotency{kv: kv, js: b.js, bucket: bucketIdem + app, ttl: ttl, now: b.cfg.Now, log: b.log}
 	b.mu.Lock()
 	b.idem[app] = i
 	b.mu.Unlock()
@@ -148,4 +152,36 @@ func (i *Idempotency) Complete(ctx context.Context, key string, rev uint64, rec 
 // Abandon deletes an IN_PROGRESS record, so that a retry may do the work.
 func (i *Idempotency) Abandon(ctx context.Context, key string, rev uint64) {
 	_ = i.kv.Delete(ctx, kvKey(key), jetstream.LastRevision(rev))
+}
+
+// Completed reports whether key has a completed record. Deliveries of
+// events and invocations use it with Remember instead of Begin: JetStream
+// gives a message to one worker at a time, so there is no concurrent
+// duplicate to hold off, only a redelivery (after a crash) or a second
+// copy of an event to recognise.
+func (i *Idempotency) Completed(ctx context.Context, key string) (bool, error) {
+	e, err := i.kv.Get(ctx, kvKey(key))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading idempotency key: %w", err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return false, fmt.Errorf("reading idempotency key: %w", err)
+	}
+	return r.State == StateCompleted, nil
+}
+
+// Remember records key as completed without waiting for the store. The
+// caller acks its message right after: if a crash loses the record, the
+// ack was lost with it or the message is not redelivered at all, so no
+// duplicate slips through that the record would have stopped.
+func (i *Idempotency) Remember(key string, rec Record) {
+	rec.State, rec.Done = StateCompleted, i.now()
+	data, _ := json.Marshal(rec)
+	if _, err := i.js.PublishAsync("$KV."+i.bucket+"."+kvKey(key), data); err != nil {
+		i.log.Warn("recording a completed delivery", "bucket", i.bucket, "err", err)
+	}
 }

@@ -53,7 +53,7 @@ func (a *App) startEvents(ctx context.Context) error {
 		}
 	}
 	a.started1("event connection", func(context.Context) error { return nc.Drain() })
-	bus, err := events.Open(ctx, nc, events.Config{Target: gatewayTarget{a}, Logger: a.log, MaxEventSize: ec.MaxEventSize, Replicas: ec.Replicas})
+	bus, err := events.Open(ctx, nc, events.Config{Target: gatewayTarget{a}, Logger: a.log, MaxEventSize: ec.MaxEventSize, Replicas: ec.Replicas, Shared: ec.NATS != ""})
 	if err != nil {
 		return err
 	}

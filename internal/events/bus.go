@@ -50,6 +50,9 @@ type Config struct {
 	// Replicas of each stream and bucket: 1 on the embedded server, 3 on
 	// a NATS cluster.
 	Replicas int
+	// Shared says other servers deliver from the same NATS cluster:
+	// each then follows the idempotency records the others write.
+	Shared bool
 	// OnDeadLetter, when set, is told of each event that went to the
 	// dead letters.
 	OnDeadLetter func(DeadLetter)
@@ -157,6 +160,10 @@ func (b *Bus) Close(ctx context.Context) error {
 		fs = append(fs, f)
 	}
 	b.funcs = map[string]*function{}
+	for _, i := range b.idem {
+		i.close()
+	}
+	b.idem = map[string]*Idempotency{}
 	b.mu.Unlock()
 	for _, f := range fs {
 		f.stop(ctx)

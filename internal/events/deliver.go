@@ -77,10 +77,14 @@ func (f *function) deliver(m jetstream.Msg, inline bool) {
 		}
 		a, skip := f.attemptOnce(m, ev, invID, n)
 		if skip {
-			return // handled (duplicate, in progress elsewhere)
+			return // a duplicate of a delivery done before
 		}
-		if a.ok() || a.cancelled {
-			_ = m.Ack() // done, or an invocation its caller cancelled
+		if a.ok() {
+			f.ack(m, ev, invID, a.resp.Status)
+			return
+		}
+		if a.cancelled {
+			_ = m.Ack() // an invocation its caller cancelled
 			return
 		}
 		delay := backoff(time.Duration(s.Backoff), time.Duration(s.MaxBackoff), n)
@@ -139,20 +143,27 @@ func (f *function) age(ev Event, m jetstream.Msg, meta *jetstream.MsgMetadata) t
 	return f.b.cfg.Now().Sub(base)
 }
 
-// attemptOnce makes one attempt under the idempotency record of the
-// event. skip is true when the message was settled without an attempt.
-func (f *function) attemptOnce(m jetstream.Msg, ev Event, invID string, n int) (a attempt, skip bool) {
-	key := "event:" + ev.ID
+// idemKey is the idempotency key of a delivery: the event's ID, or the
+// invocation's.
+func idemKey(ev Event, invID string) string {
 	if invID != "" {
-		key = "invocation:" + invID
+		return "invocation:" + invID
 	}
+	return "event:" + ev.ID
+}
+
+// attemptOnce makes one attempt, unless the idempotency records say the
+// event was delivered before (a redelivery whose ack was lost, a second
+// copy published after JetStream's duplicate window or after a crash of
+// the server); then it acks the message and skip is true.
+func (f *function) attemptOnce(m jetstream.Msg, ev Event, invID string, n int) (a attempt, skip bool) {
 	if f.idem != nil {
-		done, err := f.idem.Completed(f.ctx, key)
+		done, err := f.idem.Completed(f.ctx, idemKey(ev, invID))
 		if err != nil {
 			f.b.log.Warn("idempotency record unavailable; delivering without it", "app", f.def.App, "event", ev.ID, "err", err)
 		}
 		if done {
-			f.b.log.Debug("duplicate delivery skipped", "app", f.def.App, "event", ev.ID)
+			f.b.log.Info("duplicate delivery skipped", "app", f.def.App, "event", ev.ID)
 			_ = m.Ack()
 			return a, true
 		}
@@ -165,9 +176,6 @@ func (f *function) attemptOnce(m jetstream.Msg, ev Event, invID string, n int) (
 		f.b.invocationRunning(f.ctx, invID, n)
 	}
 	a = f.call(ctx, m, ev, invID, n)
-	if f.idem != nil && a.ok() {
-		f.idem.Remember(key, Record{Status: a.resp.Status})
-	}
 	if invID != "" && a.ok() {
 		f.b.invocationDone(f.ctx, invID, n, a.resp, "")
 	}
@@ -209,6 +217,18 @@ func (f *function) call(ctx context.Context, m jetstream.Msg, ev Event, invID st
 		}
 	}
 	return a
+}
+
+// ack acknowledges a delivered message after recording it, without
+// waiting for either: if a crash loses the record, it loses the ack too
+// or the message is not redelivered, so no duplicate gets through that
+// the record would have stopped. A redelivery (the ack lost) or a second
+// copy of the event later finds the record.
+func (f *function) ack(m jetstream.Msg, ev Event, invID string, status int) {
+	if f.idem != nil {
+		f.idem.Remember(idemKey(ev, invID), Record{Status: status})
+	}
+	_ = m.Ack()
 }
 
 // track remembers the cancel function of an invocation in flight.

@@ -64,6 +64,15 @@ const (
 	hTraceParent = "traceparent"
 )
 
+// canonical is the HTTP form of each header name header writes.
+var canonical = map[string]string{}
+
+func init() {
+	for _, k := range []string{hSpec, hID, hSource, hType, hTime, hSubject, hPartition, hContentType, hTraceParent} {
+		canonical[k] = http.CanonicalHeaderKey(k)
+	}
+}
+
 // Prepare validates an event and fills what the publisher left out: a
 // new ID, the time, the type, a new trace. defaultSource is used when
 // Source is empty.
@@ -153,7 +162,7 @@ func FromMsg(h nats.Header, data []byte) (Event, error) {
 // HTTPHeader sets the event's attributes on an HTTP request (CloudEvents
 // HTTP binary mode) with a child trace context: same trace, new span.
 func (e *Event) HTTPHeader(h http.Header) {
-	e.header(func(k, v string) { h.Set(k, v) })
+	e.header(func(k, v string) { h[canonical[k]] = []string{v} })
 	if tp, ok := trace.Parse(e.TraceParent); ok {
 		h.Set(hTraceParent, tp.Child().String())
 	}

@@ -122,7 +122,10 @@ func (b *Bus) RemoveFunction(ctx context.Context, app string) error {
 	}
 	var errs []error
 	b.mu.Lock()
-	delete(b.idem, app)
+	if i := b.idem[app]; i != nil {
+		i.close()
+		delete(b.idem, app)
+	}
 	b.mu.Unlock()
 	if err := b.js.DeleteKeyValue(ctx, bucketIdem+app); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		errs = append(errs, fmt.Errorf("deleting the idempotency records of %s: %w", app, err))

@@ -22,12 +22,13 @@ import (
 // when the worker that took it died, another may take over once the
 // lease ran out.
 type Idempotency struct {
-	kv     jetstream.KeyValue
-	js     jetstream.JetStream
-	bucket string
-	ttl    time.Duration
-	now    func() time.Time
-	log    *slog.Logger
+	kv      jetstream.KeyValue
+	js      jetstream.JetStream
+	subject string // of the bucket's keys: "$KV.<bucket>."
+	ttl     time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	seen    *seen
 }
 
 // Outcome of Begin.
@@ -80,8 +81,12 @@ func (b *Bus) Idempotency(ctx context.Context, app string, ttl time.Duration) (*
 	if err != nil {
 		return nil, fmt.Errorf("creating the idempotency records of %s: %w", app, err)
 	}
-	i = &Idempotency{kv: kv, js: b.js, bucket: bucketIdem + app, ttl: ttl, now: b.cfg.Now, log: b.log}
+	i = &Idempotency{kv: kv, js: b.js, subject: "$KV." + bucketIdem + app + ".", ttl: ttl, now: b.cfg.Now, log: b.log,
+		seen: newSeen(kv, ttl, b.cfg.Now(), b.cfg.Shared)}
 	b.mu.Lock()
+	if old := b.idem[app]; old != nil {
+		old.close()
+	}
 	b.idem[app] = i
 	b.mu.Unlock()
 	return i, nil
@@ -157,10 +162,14 @@ func (i *Idempotency) Abandon(ctx context.Context, key string, rev uint64) {
 // Completed reports whether key has a completed record. Deliveries of
 // events and invocations use it with Remember instead of Begin: JetStream
 // gives a message to one worker at a time, so there is no concurrent
-// duplicate to hold off, only a redelivery (after a crash) or a second
-// copy of an event to recognise.
+// duplicate to hold off, only a redelivery or a second copy of an event
+// to recognise.
 func (i *Idempotency) Completed(ctx context.Context, key string) (bool, error) {
-	e, err := i.kv.Get(ctx, kvKey(key))
+	k := kvKey(key)
+	if !i.seen.mayHave(k) {
+		return false, nil
+	}
+	e, err := i.kv.Get(ctx, k)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -174,14 +183,16 @@ func (i *Idempotency) Completed(ctx context.Context, key string) (bool, error) {
 	return r.State == StateCompleted, nil
 }
 
-// Remember records key as completed without waiting for the store. The
-// caller acks its message right after: if a crash loses the record, the
-// ack was lost with it or the message is not redelivered at all, so no
-// duplicate slips through that the record would have stopped.
+// Remember records key as completed without waiting for the store.
 func (i *Idempotency) Remember(key string, rec Record) {
 	rec.State, rec.Done = StateCompleted, i.now()
 	data, _ := json.Marshal(rec)
-	if _, err := i.js.PublishAsync("$KV."+i.bucket+"."+kvKey(key), data); err != nil {
-		i.log.Warn("recording a completed delivery", "bucket", i.bucket, "err", err)
+	k := kvKey(key)
+	i.seen.add(k, i.now()) // before the watch brings it back
+	if _, err := i.js.PublishAsync(i.subject+k, data); err != nil {
+		i.log.Warn("recording a completed delivery", "subject", i.subject, "err", err)
 	}
 }
+
+// close stops watching the bucket.
+func (i *Idempotency) close() { i.seen.stop() }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -22,13 +23,14 @@ func (t HTTPTarget) Call(ctx context.Context, app string, r *http.Request, limit
 	if base == "" {
 		return nil, fmt.Errorf("no address for %s", app)
 	}
-	u := strings.TrimSuffix(base, "/") + r.URL.RequestURI()
-	req, err := http.NewRequestWithContext(ctx, r.Method, u, r.Body)
+	bu, err := url.Parse(base)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the address of %s: %w", app, err)
 	}
-	req.Header = r.Header
-	req.ContentLength, req.GetBody = r.ContentLength, r.GetBody
+	req := r.WithContext(ctx)
+	u := *r.URL
+	u.Scheme, u.Host, u.Path = bu.Scheme, bu.Host, strings.TrimSuffix(bu.Path, "/")+r.URL.Path
+	req.URL, req.Host = &u, bu.Host
 	c := t.Client
 	if c == nil {
 		c = http.DefaultClient

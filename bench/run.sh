@@ -5,8 +5,9 @@
 #   cold     issue 4: cold start vs runc run and podman run  (bench/coldstart.sh)
 #   access   issue 5: access layer vs public app, handshakes (bench/access.sh)
 #   waf      issue 6: the gateway's WAF vs Coraza's middleware (bench/waf.sh)
-# With no argument runs all five in that order, and fails if one failed.
-# Needs root (waf alone does not). Results and summaries: bench/out/.
+#   events   issue 7: events end to end vs plain JetStream   (bench/events.sh)
+# With no argument runs all six in that order, and fails if one failed.
+# Needs root (waf and events do not). Results and summaries: bench/out/.
 # See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,7 @@ builds) exec ./builds.sh ;;
 cold) exec ./coldstart.sh ;;
 access) exec ./access.sh ;;
 waf) exec ./waf.sh ;;
+events) exec ./events.sh ;;
 all)
   rc=0
   ./core.sh || rc=$?
@@ -23,10 +25,11 @@ all)
   ./coldstart.sh || rc=$?
   ./access.sh || rc=$?
   ./waf.sh || rc=$?
+  ./events.sh || rc=$?
   exit "$rc"
   ;;
 *)
-  echo "usage: bench/run.sh [core|builds|cold|access|waf]" >&2
+  echo "usage: bench/run.sh [core|builds|cold|access|waf|events]" >&2
   exit 2
   ;;
 esac

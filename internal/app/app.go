@@ -415,7 +415,7 @@ func (a *App) startBuilds(ctx context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	gc := gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
-		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Guard: a.access,
+		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Observe: a.metrics.Request, Guard: a.access,
 		Shield: chain{a.shield, a.functions}, Door: gateway.DoorFunc(a.banned), Strike: a.shield.Strike, Limits: a.cfg.Limits,
 		InternalPlatform: a.functions}
 	if a.cfg.Internal != "off" {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"noops/internal/errkind"
 	"noops/internal/observe/trace"
@@ -60,5 +61,35 @@ func TestTraceContextPassedOn(t *testing.T) {
 	h, _ := up.lastRequest()
 	if p, ok := trace.Parse(h.Get("traceparent")); !ok || p.TraceIDString() == "4bf92f3577b34da6a3ce929d0e0e4736" || h.Get("tracestate") != "" {
 		t.Fatalf("an invalid traceparent must be replaced: %q %q", h.Get("traceparent"), h.Get("tracestate"))
+	}
+}
+
+func TestObserveRequests(t *testing.T) {
+	type obs struct {
+		app, method string
+		status      int
+		tp          string
+	}
+	got := make(chan obs, 10)
+	tg := startGateway(t, false, func(c *Config) {
+		c.Observe = func(app, method string, status int, d time.Duration, tp string) { got <- obs{app, method, status, tp} }
+	})
+	up := newUpstream(t, "app")
+	tg.SetBackends("app", []Backend{up.backend()}, "")
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tg.get(t, tg.url("app."+testDomain, "/"), http.Header{"Traceparent": {tp}})
+	tg.get(t, tg.url("nope."+testDomain, "/"), nil)
+	select {
+	case o := <-got:
+		if o != (obs{"app", "GET", 200, tp}) {
+			t.Fatalf("observed %+v", o)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request was not observed")
+	}
+	select {
+	case o := <-got:
+		t.Fatalf("a request to no app was observed: %+v", o)
+	case <-time.After(100 * time.Millisecond):
 	}
 }

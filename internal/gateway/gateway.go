@@ -66,6 +66,10 @@ type Config struct {
 	Strike func(addr netip.Addr, kind, detail string)
 	// Limits are the request hygiene rules (hygiene.go).
 	Limits Limits
+	// Observe, when set, is told of every request to an app the gateway
+	// answered, on either listener: the RED metrics. traceparent is the
+	// request's trace context (the gateway starts one when it has none).
+	Observe func(app, method string, status int, d time.Duration, traceparent string)
 
 	// The internal listener (internal.go): InternalAddr "" turns it off;
 	// InternalTLS must require and verify client certificates; only

@@ -72,6 +72,7 @@ func (g *Gateway) serveInternal(w http.ResponseWriter, r *http.Request, wg Workl
 	case g.cfg.InternalPlatform != nil && strings.HasPrefix(r.URL.Path, "/.noops/"):
 		rw.backend = "platform"
 		g.cfg.InternalPlatform.ServeHTTP(rw, r)
+		rt = nil // not a request to the app
 	case rt == nil:
 		g.page(rw, r, notFoundPage(r.Host, g.cfg.Domain, id))
 	case !wg.AdmitWorkload(rw, r, app):
@@ -79,6 +80,7 @@ func (g *Gateway) serveInternal(w http.ResponseWriter, r *http.Request, wg Workl
 	default:
 		g.serveApp(rw, r, rt, id, start)
 	}
+	g.observe(rt, r, rw.status, start)
 	if g.log.Enabled(r.Context(), debugLevel) {
 		g.log.Log(r.Context(), debugLevel, "internal request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
 			"status", rw.status, "backend", rw.backend, "duration", time.Since(start), "request_id", id)

@@ -48,6 +48,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.serveApp(rw, r, rt, id, start)
 	}
+	g.observe(rt, r, rw.status, start)
 	if g.log.Enabled(r.Context(), debugLevel) {
 		g.log.Log(r.Context(), debugLevel, "request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
 			"status", rw.status, "backend", rw.backend, "duration", time.Since(start), "request_id", id,
@@ -300,4 +301,16 @@ func (p *bufferPool) Put(b []byte) {
 	case p.c <- b[:copyBufferSize]:
 	default:
 	}
+}
+
+// observe reports a request to a known app to the RED metrics.
+func (g *Gateway) observe(rt *route, r *http.Request, status int, start time.Time) {
+	if g.cfg.Observe == nil || rt == nil {
+		return
+	}
+	var tp string
+	if v := r.Header["Traceparent"]; len(v) == 1 {
+		tp = v[0]
+	}
+	g.cfg.Observe(rt.app, r.Method, status, time.Since(start), tp)
 }

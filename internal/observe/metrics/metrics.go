@@ -1,6 +1,7 @@
 // Package metrics holds the platform's own metrics in a Prometheus
 // registry, served in the Prometheus text format (Handler), and keeps the
-// recent samples that `noops ps` summarises. Today: cold starts per app.
+// recent samples that `noops ps` summarises: cold starts per app, and the
+// gateway's requests per app (red.go).
 package metrics
 
 import (
@@ -22,6 +23,7 @@ const recentSize = 1024
 type Metrics struct {
 	reg        *prometheus.Registry
 	coldStarts *prometheus.HistogramVec
+	requests   *prometheus.HistogramVec // red.go
 
 	mu     sync.Mutex
 	recent map[string]*ring
@@ -39,10 +41,11 @@ func New() *Metrics {
 			Help:      "Time from the arrival of a request held for an app at zero replicas to the first byte of its response.",
 			Buckets:   []float64{.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"app"}),
-		recent: map[string]*ring{},
-		counts: map[string]uint64{},
+		requests: newRequestDuration(),
+		recent:   map[string]*ring{},
+		counts:   map[string]uint64{},
 	}
-	m.reg.MustRegister(m.coldStarts, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.coldStarts, m.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -89,15 +92,17 @@ func (m *Metrics) ColdStarts(app string) ColdStartStats {
 // Forget drops an app's cold starts (it was deleted).
 func (m *Metrics) Forget(app string) {
 	m.coldStarts.DeleteLabelValues(app)
+	m.requests.DeletePartialMatch(prometheus.Labels{"app": app})
 	m.mu.Lock()
 	delete(m.recent, app)
 	delete(m.counts, app)
 	m.mu.Unlock()
 }
 
-// Handler serves the registry in the Prometheus text format.
+// Handler serves the registry in the Prometheus text format, or in
+// OpenMetrics (with the exemplars) to a scraper that asks for it.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 // Quantile returns the q-quantile (0..1) of sorted xs, nearest rank.

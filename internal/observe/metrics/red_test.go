@@ -1,0 +1,72 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+)
+
+func scrape(t *testing.T, m *Metrics, accept string) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, req)
+	b, _ := io.ReadAll(w.Body)
+	return string(b)
+}
+
+func TestRequestMetrics(t *testing.T) {
+	m := New()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	m.Request("shop", "GET", 200, 30*time.Millisecond, tp)
+	m.Request("shop", "BREW", 501, time.Millisecond, "")
+	m.ColdStart("shop", 3*time.Millisecond)
+
+	text := scrape(t, m, "")
+	for _, want := range []string{
+		`http_server_request_duration_seconds_bucket{app="shop",http_request_method="GET",http_response_status_code="200",le="0.05"} 1`,
+		`http_server_request_duration_seconds_count{app="shop",http_request_method="_OTHER",http_response_status_code="501"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the scrape lacks %s", want)
+		}
+	}
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "go_") || strings.HasPrefix(p.Metric, "process_") {
+			continue // client_golang's own collectors
+		}
+		t.Errorf("promtool check metrics would say: %s: %s", p.Metric, p.Text)
+	}
+
+	om := scrape(t, m, "application/openmetrics-text; version=1.0.0")
+	if !strings.Contains(om, `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.03`) {
+		t.Errorf("no exemplar with the trace ID in the OpenMetrics scrape:\n%s", grep(om, "http_server_request_duration_seconds_bucket"))
+	}
+
+	m.Forget("shop")
+	if strings.Contains(scrape(t, m, ""), `app="shop"`) {
+		t.Error("a deleted app's series stay")
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

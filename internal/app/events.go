@@ -53,10 +53,12 @@ func (a *App) startEvents(ctx context.Context) error {
 		}
 	}
 	a.started1("event connection", func(context.Context) error { return nc.Drain() })
-	bus, err := events.Open(ctx, nc, events.Config{Target: gatewayTarget{a}, Logger: a.log, MaxEventSize: ec.MaxEventSize, Replicas: ec.Replicas, Shared: ec.NATS != ""})
+	bus, err := events.Open(ctx, nc, events.Config{Target: gatewayTarget{a}, Logger: a.log, MaxEventSize: ec.MaxEventSize, Replicas: ec.Replicas, Shared: ec.NATS != "",
+		OnDelivery: a.metrics.Delivery, OnPublish: a.metrics.Published})
 	if err != nil {
 		return err
 	}
+	a.metrics.Backlog(bus.Backlog)
 	a.bus = bus
 	a.started1("event bus", bus.Close)
 	a.functions = functions.New(functions.Config{Bus: bus, Logger: a.log, Caller: a.access.Caller})

@@ -56,6 +56,11 @@ type Config struct {
 	// OnDeadLetter, when set, is told of each event that went to the
 	// dead letters.
 	OnDeadLetter func(DeadLetter)
+	// OnDelivery, when set, is told how each delivery attempt ended
+	// (Delivered, Retried, DeadLettered, Duplicate, Cancelled) and how
+	// long the app took; OnPublish of each event stored.
+	OnDelivery func(app, outcome string, d time.Duration)
+	OnPublish  func()
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -179,6 +184,9 @@ func (b *Bus) Publish(ctx context.Context, e *Event, defaultSource string) error
 		return err
 	}
 	_, err := b.js.PublishMsg(ctx, e.natsMsg(subjEvent+e.Topic))
+	if err == nil && b.cfg.OnPublish != nil {
+		b.cfg.OnPublish()
+	}
 	return publishError(e.Topic, err)
 }
 
@@ -214,4 +222,28 @@ func versionAtLeast(v string, major, minor int) bool {
 		return false
 	}
 	return ma > major || ma == major && mi >= minor
+}
+
+// Backlog returns, per function, the events waiting for it: not yet
+// delivered, or delivered and not yet acknowledged (retries included).
+func (b *Bus) Backlog(ctx context.Context) map[string]uint64 {
+	b.mu.Lock()
+	apps := make([]string, 0, len(b.funcs))
+	for app := range b.funcs {
+		apps = append(apps, app)
+	}
+	b.mu.Unlock()
+	out := make(map[string]uint64, len(apps))
+	for _, app := range apps {
+		for _, s := range []string{streamEvents, streamWork} {
+			c, err := b.js.Consumer(ctx, s, consumerName(app))
+			if err != nil {
+				continue
+			}
+			if info, err := c.Info(ctx); err == nil {
+				out[app] += info.NumPending + uint64(info.NumAckPending)
+			}
+		}
+	}
+	return out
 }

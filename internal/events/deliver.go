@@ -27,6 +27,22 @@ const (
 	hHTTP       = "Noops-H-" // + an HTTP header of an invocation
 )
 
+// Outcomes of a delivery attempt, for Config.OnDelivery.
+const (
+	Delivered    = "delivered"
+	Retried      = "retried"
+	DeadLettered = "dead_lettered"
+	Duplicate    = "duplicate"
+	Cancelled    = "cancelled"
+)
+
+// observe reports an attempt's outcome.
+func (f *function) observe(outcome string, d time.Duration) {
+	if f.b.cfg.OnDelivery != nil {
+		f.b.cfg.OnDelivery(f.def.App, outcome, d)
+	}
+}
+
 // Result of one attempt.
 type attempt struct {
 	resp      *Response
@@ -75,16 +91,21 @@ func (f *function) deliver(m jetstream.Msg, inline bool) {
 			f.deadLetter(m, meta, ev, attempt{err: fmt.Errorf("the event is %s old, over max_age %s: not attempted again", age.Round(time.Second), s.MaxAge)}, n-1)
 			return
 		}
+		began := time.Now()
 		a, skip := f.attemptOnce(m, ev, invID, n)
+		took := time.Since(began)
 		if skip {
+			f.observe(Duplicate, 0)
 			return // a duplicate of a delivery done before
 		}
 		if a.ok() {
 			f.ack(m, ev, invID, a.resp.Status)
+			f.observe(Delivered, took)
 			return
 		}
 		if a.cancelled {
 			_ = m.Ack() // an invocation its caller cancelled
+			f.observe(Cancelled, took)
 			return
 		}
 		delay := backoff(time.Duration(s.Backoff), time.Duration(s.MaxBackoff), n)
@@ -95,8 +116,10 @@ func (f *function) deliver(m jetstream.Msg, inline bool) {
 				return
 			}
 			f.deadLetter(m, meta, ev, a, n)
+			f.observe(DeadLettered, took)
 			return
 		}
+		f.observe(Retried, took)
 		f.b.log.Info("delivery failed, retrying", "app", f.def.App, "event", ev.ID, "attempt", n, "in", delay.Round(time.Millisecond), "err", a.describe())
 		if !inline {
 			_ = m.NakWithDelay(delay)

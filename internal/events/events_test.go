@@ -96,6 +96,14 @@ func TestRetriesThenDeadLetterThenReplay(t *testing.T) {
 	})
 	var dead atomic.Int32
 	h.bus.cfg.OnDeadLetter = func(DeadLetter) { dead.Add(1) }
+	outcomes := map[string]int{}
+	h.bus.cfg.OnDelivery = func(app, outcome string, d time.Duration) {
+		mu.Lock()
+		outcomes[app+" "+outcome]++
+		mu.Unlock()
+	}
+	var published atomic.Int32
+	h.bus.cfg.OnPublish = func() { published.Add(1) }
 	h.set(fn("billing", "orders.created"))
 	e := h.publish("orders.created", "order 7")
 	eventually(t, 10*time.Second, "the event reached the dead letters", func() bool { return dead.Load() == 1 })
@@ -136,6 +144,18 @@ func TestRetriesThenDeadLetterThenReplay(t *testing.T) {
 	mu.Unlock()
 	if dls, _ := h.bus.DeadLetters(context.Background(), "billing", 0); len(dls) != 0 {
 		t.Fatalf("the replayed dead letter is still there: %+v", dls)
+	}
+	mu.Lock()
+	want := map[string]int{"billing retried": 2, "billing dead_lettered": 1, "billing delivered": 1}
+	if len(outcomes) != len(want) || outcomes["billing retried"] != 2 || outcomes["billing dead_lettered"] != 1 || outcomes["billing delivered"] != 1 {
+		t.Errorf("outcomes %v, want %v", outcomes, want)
+	}
+	mu.Unlock()
+	if published.Load() != 1 {
+		t.Errorf("%d publications counted, want 1", published.Load())
+	}
+	if b := h.bus.Backlog(context.Background()); b["billing"] != 0 {
+		t.Errorf("backlog %v after everything was delivered", b)
 	}
 }
 

@@ -24,6 +24,7 @@ type Metrics struct {
 	reg        *prometheus.Registry
 	coldStarts *prometheus.HistogramVec
 	requests   *prometheus.HistogramVec // red.go
+	events     eventMetrics             // events.go
 
 	mu     sync.Mutex
 	recent map[string]*ring
@@ -42,10 +43,11 @@ func New() *Metrics {
 			Buckets:   []float64{.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"app"}),
 		requests: newRequestDuration(),
+		events:   newEventMetrics(),
 		recent:   map[string]*ring{},
 		counts:   map[string]uint64{},
 	}
-	m.reg.MustRegister(m.coldStarts, m.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.coldStarts, m.requests, m.events.deliveries, m.events.published, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -93,6 +95,7 @@ func (m *Metrics) ColdStarts(app string) ColdStartStats {
 func (m *Metrics) Forget(app string) {
 	m.coldStarts.DeleteLabelValues(app)
 	m.requests.DeletePartialMatch(prometheus.Labels{"app": app})
+	m.events.deliveries.DeletePartialMatch(prometheus.Labels{"app": app})
 	m.mu.Lock()
 	delete(m.recent, app)
 	delete(m.counts, app)

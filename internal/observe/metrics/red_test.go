@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -69,4 +70,29 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestEventMetrics(t *testing.T) {
+	m := New()
+	m.Delivery("billing", "retried", 20*time.Millisecond)
+	m.Delivery("billing", "delivered", 3*time.Millisecond)
+	m.Published()
+	m.Backlog(func(context.Context) map[string]uint64 { return map[string]uint64{"billing": 7} })
+	text := scrape(t, m, "")
+	for _, want := range []string{
+		`noops_event_delivery_duration_seconds_count{app="billing",outcome="retried"} 1`,
+		`noops_event_delivery_duration_seconds_count{app="billing",outcome="delivered"} 1`,
+		`noops_events_published_total 1`,
+		`noops_event_backlog{app="billing"} 7`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the scrape lacks %s", want)
+		}
+	}
+	problems, _ := promlint.New(strings.NewReader(text)).Lint()
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "noops_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
 }

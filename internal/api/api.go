@@ -58,7 +58,7 @@ type Audit interface {
 // Events are what the platform recorded on its own (crash loops, OOM
 // kills, scaling).
 type Events interface {
-	ListEvents(ctx context.Context, app string, since int64, limit int) ([]store.Event, error)
+	ListEvents(ctx context.Context, q store.EventQuery) ([]store.Event, error)
 }
 
 // Logs reads an app's sandbox logs.

@@ -60,7 +60,18 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []apitype.Event{}
 	if s.cfg.Events != nil {
-		rows, err := s.cfg.Events.ListEvents(r.Context(), r.URL.Query().Get("app"), since, limit)
+		q := store.EventQuery{App: r.URL.Query().Get("app"), Since: since, Limit: limit}
+		if k := r.URL.Query().Get("kind"); k != "" {
+			q.Kinds = strings.Split(k, ",")
+		}
+		for name, t := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
+			if v := r.URL.Query().Get(name); v != "" {
+				if *t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+					return errkind.Errorf(errkind.Invalid, "%s=%q: give a time as RFC 3339, e.g. 2026-12-06T10:00:00Z", name, v)
+				}
+			}
+		}
+		rows, err := s.cfg.Events.ListEvents(r.Context(), q)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"noops/internal/apitype"
 	"noops/internal/errkind"
@@ -241,15 +242,34 @@ func (c *Client) Audit(ctx context.Context, since int64, limit int) ([]apitype.A
 	return out, c.getJSON(ctx, "/v1/audit?"+q.Encode(), &out)
 }
 
-// Events returns up to limit platform events of app ("" for all) after
-// sequence number since, oldest first.
-func (c *Client) Events(ctx context.Context, app string, since int64, limit int) ([]apitype.Event, error) {
+// EventQuery selects platform events: of App ("" for all), after
+// sequence number Since, of one of Kinds (all when empty), with From <=
+// time < To (zero: unbounded), at most Limit; oldest first.
+type EventQuery struct {
+	App      string
+	Since    int64
+	Limit    int
+	Kinds    []string
+	From, To time.Time
+}
+
+// Events returns the platform events q selects.
+func (c *Client) Events(ctx context.Context, q EventQuery) ([]apitype.Event, error) {
 	var out []apitype.Event
-	q := url.Values{"since": {strconv.FormatInt(since, 10)}, "limit": {strconv.Itoa(limit)}}
-	if app != "" {
-		q.Set("app", app)
+	v := url.Values{"since": {strconv.FormatInt(q.Since, 10)}, "limit": {strconv.Itoa(q.Limit)}}
+	if q.App != "" {
+		v.Set("app", q.App)
 	}
-	return out, c.getJSON(ctx, "/v1/events?"+q.Encode(), &out)
+	if len(q.Kinds) > 0 {
+		v.Set("kind", strings.Join(q.Kinds, ","))
+	}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
+	}
+	return out, c.getJSON(ctx, "/v1/events?"+v.Encode(), &out)
 }
 
 // Deploy uploads a packed app (gzipped tar) and calls onEvent for each

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"time"
 
 	"noops/internal/errkind"
 	"noops/internal/gateway/ban"
@@ -113,6 +114,13 @@ func (a *App) onBan(b ban.Ban) {
 		}
 	}
 	a.shield.OnBan(b)
+	msg := fmt.Sprintf("%s banned (%s, %s)", b.Prefix, b.Trigger, b.Reason)
+	if !b.Until.IsZero() {
+		msg = fmt.Sprintf("%s banned until %s (%s, %s)", b.Prefix, b.Until.UTC().Format(time.RFC3339), b.Trigger, b.Reason)
+	}
+	if _, err := a.store.AppendEvent(context.Background(), store.Event{Time: time.Now(), Kind: store.KindBan, Message: msg}); err != nil {
+		a.log.Warn("recording a ban marker", "err", err)
+	}
 }
 
 // banned is the gateway's Door.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"noops/internal/apiclient"
 	"noops/internal/apitype"
 )
 
@@ -36,18 +37,24 @@ func printScaling(w io.Writer, sc apitype.Scaling) {
 }
 
 func newEvents(e *env) *cobra.Command {
-	var since int64
-	var limit int
+	var q apiclient.EventQuery
+	var from, to string
 	c := &cobra.Command{
 		Use:   "events [APP]",
-		Short: "Show what the platform did on its own: crash loops, OOM kills, failed starts, autoscaling",
+		Short: "Show what happened to apps: deploys, rollbacks, config changes, scaling, rebases, bans, crash loops, OOM kills, failed starts",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app := ""
 			if len(args) == 1 {
-				app = args[0]
+				q.App = args[0]
 			}
-			rows, err := e.client().Events(cmd.Context(), app, since, limit)
+			var err error
+			if q.From, err = parseWhen("--from", from); err != nil {
+				return err
+			}
+			if q.To, err = parseWhen("--to", to); err != nil {
+				return err
+			}
+			rows, err := e.client().Events(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -62,8 +69,11 @@ func newEvents(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().Int64Var(&since, "since", 0, "show events after this sequence number")
-	c.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	c.Flags().Int64Var(&q.Since, "since", 0, "show events after this sequence number")
+	c.Flags().IntVar(&q.Limit, "limit", 100, "at most this many events")
+	c.Flags().StringSliceVar(&q.Kinds, "kind", nil, "only these kinds, e.g. deploy,rollback,config,scale,rebase,ban (the deploy markers)")
+	c.Flags().StringVar(&from, "from", "", "only events at or after this time: RFC 3339 (2026-12-06T10:00:00Z) or a duration ago (2h)")
+	c.Flags().StringVar(&to, "to", "", "only events before this time (same forms as --from)")
 	addJSON(c, e)
 	c.AddCommand(newPublish(e), newDLQ(e)) // the event bus (events.go)
 	return c
@@ -83,4 +93,18 @@ func newMetrics(e *env) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// parseWhen reads a time: RFC 3339, or a duration before now ("90m").
+func parseWhen(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usageError{fmt.Errorf("%s %q: give a time as RFC 3339 (2026-12-06T10:00:00Z) or a duration ago (2h)", flag, s)}
 }

@@ -243,7 +243,20 @@ func (p *Plane) Scale(ctx context.Context, app string, n int) error {
 		return err
 	}
 	defer done()
-	return p.super.Scale(ctx, app, n)
+	if err := p.super.Scale(ctx, app, n); err != nil {
+		return err
+	}
+	p.mark(ctx, app, store.KindScale, fmt.Sprintf("scaled by hand from %d to %d replicas", a.Replicas, n))
+	return nil
+}
+
+// mark records a deploy marker: a change to an app, at its time, in the
+// platform's events (`noops events --kind deploy,...`). A marker that
+// cannot be written is logged; the change itself stands.
+func (p *Plane) mark(ctx context.Context, app, kind, msg string) {
+	if _, err := p.store.AppendEvent(context.WithoutCancel(ctx), store.Event{Time: p.cfg.Now(), App: app, Kind: kind, Message: msg}); err != nil {
+		p.log.Warn("recording a deploy marker", "app", app, "kind", kind, "err", err)
+	}
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -155,6 +155,7 @@ func (p *Plane) releaseAndRollout(ctx context.Context, a store.App, nr newReleas
 		return rel, err
 	}
 	rel.Status = store.StatusLive
+	p.mark(ctx, a.Name, store.KindDeploy, fmt.Sprintf("release %d is live (%s, image %s)", rel.Number, nr.buildpack, short(nr.image.String())))
 	return rel, nil
 }
 

@@ -165,6 +165,7 @@ func (p *Plane) Rebase(ctx context.Context, app string, force bool, out Progress
 		return res, err
 	}
 	rel.Status = store.StatusLive
+	p.mark(ctx, app, store.KindRebase, fmt.Sprintf("release %d is live: %s", rel.Number, rel.Reason))
 	res.Release = rel
 	p.kickHygiene()
 	return res, nil

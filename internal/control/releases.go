@@ -57,6 +57,7 @@ func (p *Plane) Rollback(ctx context.Context, app string, to int) (store.Release
 		return rel, err
 	}
 	rel.Status = store.StatusLive
+	p.mark(ctx, app, store.KindRollback, fmt.Sprintf("release %d is live again (rollback from %d)", to, a.Release))
 	p.kickHygiene()
 	return rel, nil
 }
@@ -129,6 +130,7 @@ func (p *Plane) SetEnv(ctx context.Context, app string, set map[string]string, u
 		return rel, err
 	}
 	rel.Status = store.StatusLive
+	p.mark(ctx, app, store.KindConfig, fmt.Sprintf("release %d is live: env %s", rel.Number, strings.Join(what, "; ")))
 	p.kickHygiene()
 	return rel, nil
 }

@@ -89,6 +89,27 @@ type Event struct {
 	Message string // for people; never a secret value
 }
 
+// EventQuery selects events: those after sequence number Since, of App
+// (all for ""), of one of Kinds (all when empty), with From <= Time < To
+// (either zero: unbounded); at most Limit.
+type EventQuery struct {
+	App      string
+	Since    int64
+	Kinds    []string
+	From, To time.Time
+	Limit    int
+}
+
+// Kinds of the events that mark a change (deploy markers).
+const (
+	KindDeploy   = "deploy"
+	KindRollback = "rollback"
+	KindConfig   = "config"
+	KindRebase   = "rebase"
+	KindScale    = "scale"
+	KindBan      = "ban"
+)
+
 // The bounds of ListAudit's limit: zero or less means DefaultAuditLimit,
 // more than MaxAuditLimit means MaxAuditLimit.
 const (
@@ -170,9 +191,9 @@ type Store interface {
 	// AppendEvent appends an event and returns it with its sequence
 	// number; Kind must be set. Events are never changed or removed.
 	AppendEvent(ctx context.Context, e Event) (Event, error)
-	// ListEvents returns up to limit events with Seq > since, of app (all
-	// apps for ""), oldest first; limit is bounded as ListAudit's.
-	ListEvents(ctx context.Context, app string, since int64, limit int) ([]Event, error)
+	// ListEvents returns up to q.Limit events that match q, oldest first;
+	// the limit is bounded as ListAudit's.
+	ListEvents(ctx context.Context, q EventQuery) ([]Event, error)
 
 	Close() error
 }

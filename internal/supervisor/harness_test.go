@@ -511,7 +511,7 @@ func (f *faultyDriver) Start(ctx context.Context, spec runtime.Spec) (runtime.St
 // events returns the app's recorded events of kind.
 func (h *harness) events(app, kind string) []store.Event {
 	h.t.Helper()
-	all, err := h.store.ListEvents(context.Background(), app, 0, 0)
+	all, err := h.store.ListEvents(context.Background(), store.EventQuery{App: app})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"noops/internal/apiclient"
 )
 
 // TestOOMKillShown: an app that allocates past its memory limit is killed
@@ -44,7 +46,7 @@ func TestOOMKillShown(t *testing.T) {
 		}
 		return len(ps) == 1 && ps[0].Restarts >= 1 && strings.Contains(ps[0].LastExit, "out of memory")
 	})
-	evs, err := e.Client.Events(ctx, "hog", 0, 0)
+	evs, err := e.Client.Events(ctx, apiclient.EventQuery{App: "hog"})
 	if err != nil {
 		t.Fatal(err)
 	}

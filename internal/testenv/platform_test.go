@@ -253,6 +253,28 @@ func TestPlatform(t *testing.T) {
 		}
 	})
 
+	t.Run("deploys, rollbacks and config changes are markers in time", func(t *testing.T) {
+		marks, err := e.Client.Events(ctx, apiclient.EventQuery{App: "hello", Kinds: []string{"deploy", "rollback", "config"}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, m := range marks {
+			kinds = append(kinds, m.Kind)
+		}
+		if got := strings.Join(kinds, ","); !strings.HasPrefix(got, "deploy,deploy") || !strings.HasSuffix(got, "rollback,config") {
+			t.Fatalf("markers %s, want deploys, then the rollback and the env change", got)
+		}
+		last := marks[len(marks)-1]
+		if !strings.Contains(last.Message, "env set GREETING") {
+			t.Errorf("config marker %q", last.Message)
+		}
+		since, err := e.Client.Events(ctx, apiclient.EventQuery{App: "hello", Kinds: []string{"deploy", "rollback", "config"}, From: last.Time})
+		if err != nil || len(since) != 1 || since[0].Seq != last.Seq {
+			t.Errorf("markers from %s = %+v, %v; want the last one only", last.Time, since, err)
+		}
+	})
+
 	t.Run("bad deploys keep the live release serving", func(t *testing.T) {
 		live, _ := e.Client.App(ctx, "hello")
 		tests := []struct {

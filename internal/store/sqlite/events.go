@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"noops/internal/errkind"
 	"noops/internal/store"
@@ -39,13 +40,33 @@ func (db *DB) AppendEvent(ctx context.Context, e store.Event) (store.Event, erro
 	return out, nil
 }
 
-// ListEvents returns up to limit events of app ("" for all) with Seq >
-// since, oldest first.
-func (db *DB) ListEvents(ctx context.Context, app string, since int64, limit int) ([]store.Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE seq > ? AND (? = '' OR app = ?) ORDER BY seq LIMIT ?`
-	events, err := queryAll(ctx, db.r, scanEvent, q, since, app, app, auditLimit(limit))
+// ListEvents returns up to q.Limit events that match q, oldest first.
+func (db *DB) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Event, error) {
+	var from, to int64 = 0, 1<<63 - 1
+	var err error
+	if !q.From.IsZero() {
+		if from, err = nanos(q.From, "from"); err != nil {
+			return nil, err
+		}
+	}
+	if !q.To.IsZero() {
+		if to, err = nanos(q.To, "to"); err != nil {
+			return nil, err
+		}
+	}
+	sql := `SELECT ` + eventCols + ` FROM events WHERE seq > ? AND (? = '' OR app = ?) AND time >= ? AND time < ?`
+	args := []any{q.Since, q.App, q.App, from, to}
+	if len(q.Kinds) > 0 {
+		sql += ` AND kind IN (?` + strings.Repeat(`, ?`, len(q.Kinds)-1) + `)`
+		for _, k := range q.Kinds {
+			args = append(args, k)
+		}
+	}
+	sql += ` ORDER BY seq LIMIT ?`
+	args = append(args, auditLimit(q.Limit))
+	events, err := queryAll(ctx, db.r, scanEvent, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading events after %d: %w", since, err)
+		return nil, fmt.Errorf("reading events after %d: %w", q.Since, err)
 	}
 	return events, nil
 }

@@ -9,7 +9,7 @@ import (
 
 func testEvents(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	got, err := s.ListEvents(ctx, "", 0, 0)
+	got, err := s.ListEvents(ctx, store.EventQuery{})
 	ok(t, "ListEvents of none", err)
 	if got == nil || len(got) != 0 {
 		t.Errorf("ListEvents of none = %#v, want an empty, non-nil list", got)
@@ -45,16 +45,22 @@ func testEvents(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	all, err := s.ListEvents(ctx, "", 0, 10)
+	all, err := s.ListEvents(ctx, store.EventQuery{Limit: 10})
 	check("ListEvents all", all, err, want...)
-	web, err := s.ListEvents(ctx, "web", 0, 10)
+	web, err := s.ListEvents(ctx, store.EventQuery{App: "web", Limit: 10})
 	check("ListEvents web", web, err, want[0], want[2])
-	after, err := s.ListEvents(ctx, "web", want[0].Seq, 10)
+	after, err := s.ListEvents(ctx, store.EventQuery{App: "web", Since: want[0].Seq, Limit: 10})
 	check("ListEvents web after the first", after, err, want[2])
-	one, err := s.ListEvents(ctx, "", 0, 1)
+	one, err := s.ListEvents(ctx, store.EventQuery{Limit: 1})
 	check("ListEvents limit 1", one, err, want[0])
-	none, err := s.ListEvents(ctx, "nosuchapp", 0, 10)
+	none, err := s.ListEvents(ctx, store.EventQuery{App: "nosuchapp", Limit: 10})
 	check("ListEvents of an app without events", none, err)
+	kinds, err := s.ListEvents(ctx, store.EventQuery{Kinds: []string{"oom", "scaled"}})
+	check("ListEvents of two kinds", kinds, err, want[1], want[2])
+	between, err := s.ListEvents(ctx, store.EventQuery{From: t0.Add(1), To: t0.Add(3)})
+	check("ListEvents in a time range", between, err, want[1], want[2])
+	from, err := s.ListEvents(ctx, store.EventQuery{App: "web", From: t0.Add(1)})
+	check("ListEvents from a time", from, err, want[2])
 
 	if _, err := s.AppendEvent(ctx, store.Event{App: "web"}); !errkind.Is(err, errkind.Invalid) {
 		t.Errorf("AppendEvent without a kind = %v, want invalid", err)

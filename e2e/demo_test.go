@@ -31,7 +31,7 @@ func freePort(t *testing.T) string {
 }
 
 // demoApps are the apps `noops demo` deploys.
-var demoApps = []string{"hello", "hello-static", "hello-node", "hello-python", "worker-procfile"}
+var demoApps = []string{"hello", "hello-static", "hello-node", "hello-python", "worker-procfile", "ledger", "orders", "slack-echo"}
 
 // TestReadmeDemo runs `make demo` as README says, then the curl line it
 // prints, then a few read commands, then stops the demo.
@@ -67,6 +67,9 @@ func TestReadmeDemo(t *testing.T) {
 		if !strings.Contains(string(out), app+" v1 is live and answered") {
 			t.Errorf("make demo output lacks the check of %s", app)
 		}
+	}
+	if !strings.Contains(string(out), "billing v1 is live (not public: it takes events)") {
+		t.Errorf("make demo output lacks billing, the function of the orders example")
 	}
 
 	try := regexp.MustCompile(`try:\s+(curl --cacert \S+ \S+)`).FindStringSubmatch(string(out))

@@ -214,6 +214,9 @@ func (s *Supervisor) sandboxSpec(ctx context.Context, rel store.Release, run spe
 // standby, it only starts the process.
 func (s *Supervisor) launch(in *instance) error {
 	ctx := in.ctx
+	if s.stoppingAll.Load() {
+		return errkind.Errorf(errkind.Unavailable, "not starting %s: the server is stopping its sandboxes", in.id)
+	}
 	if sb := in.standby; sb != nil {
 		in.standby = nil
 		t0 := time.Now()

@@ -37,6 +37,7 @@ func wantsStandby(run spec.Run, procs map[string]process) bool {
 // (want), in the background, and removes one of another release or one
 // that is not wanted. Call with the app's rollout lock held.
 func (s *Supervisor) keepStandby(app string, rel store.Release, run spec.Run, want bool) {
+	want = want && !s.stoppingAll.Load()
 	a := s.app(app)
 	s.mu.Lock()
 	old := a.standby
@@ -62,7 +63,7 @@ func (s *Supervisor) keepStandby(app string, rel store.Release, run spec.Run, wa
 		sb, err := s.prepare(rel, run)
 		s.mu.Lock()
 		a.preparing = false
-		keep := err == nil && s.ctx.Err() == nil && a.standby == nil && !a.stopped
+		keep := err == nil && s.ctx.Err() == nil && a.standby == nil && !a.stopped && !s.stoppingAll.Load()
 		if keep {
 			a.standby = sb
 		}

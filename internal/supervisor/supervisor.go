@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -133,6 +134,10 @@ type Supervisor struct {
 
 	scaledMu sync.Mutex
 	scaled   map[string]scaledRelease // Scaled's cache, by app
+
+	// stoppingAll is set by StopAll: no sandbox starts any more (the
+	// autoscaler and the event bus, still running, would wake apps).
+	stoppingAll atomic.Bool
 }
 
 // appState is what the supervisor runs for one app.
@@ -267,6 +272,7 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 // StopAll stops and removes every sandbox of every app. Tests and
 // `noops server --stop-sandboxes` use it; a normal shutdown leaves them.
 func (s *Supervisor) StopAll(ctx context.Context) error {
+	s.stoppingAll.Store(true)
 	s.mu.Lock()
 	names := make([]string, 0, len(s.apps))
 	for n := range s.apps {

@@ -1,7 +1,7 @@
 // Package notify delivers typed platform notifications (security events
-// such as a WAF block, a ban, an unban or a failed challenge; alerts later)
-// to notification sinks: generic JSON webhooks and Slack-compatible
-// incoming webhooks.
+// such as a WAF block, a ban, an unban or a failed challenge; alerts) to
+// notification sinks: generic JSON webhooks, Alertmanager-compatible
+// webhooks and Slack-compatible incoming webhooks.
 //
 // # Design
 //
@@ -36,7 +36,17 @@
 // whose ack was not yet written at a crash, is sent again after New. The
 // dedup window lives in memory only and starts empty after a restart.
 //
-// Sink names, which appear in logs and Stats, are "webhook scheme://host"
-// and "slack host": webhook URLs (Slack's in particular) are secrets and
-// are never logged, nor put in errors.
+// An alert event (Kind "alert", from internal/observe/alert) carries its
+// group of alerts in Event.Alert, bounded like the rest of the event. The
+// Alertmanager sink posts it as Alertmanager's webhook body (version "4"),
+// so that receivers written for Prometheus take noops alerts unchanged;
+// it posts any other event as a group of one firing alert. The Slack sink
+// lists the alerts with their summaries and what changed before they
+// started; the Webhook sink adds the group to its body as "alert". The
+// spool stores the group with the event; lines written before it existed
+// read as events without one.
+//
+// Sink names, which appear in logs and Stats, are "webhook scheme://host",
+// "alertmanager scheme://host" and "slack host": webhook URLs (Slack's in
+// particular) are secrets and are never logged, nor put in errors.
 package notify

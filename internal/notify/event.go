@@ -26,6 +26,10 @@ type Event struct {
 	App string
 	// Fields are the details: rule ids, trigger, until, client, …
 	Fields map[string]string
+	// Alert, set on events of Kind "alert", is the group of alerts the
+	// event announces. The Alertmanager and Slack sinks render it; the
+	// Webhook sink adds it to its body as "alert".
+	Alert *AlertGroup
 }
 
 // The severities an Event may have.
@@ -56,6 +60,7 @@ func normalize(e Event, now time.Time) Event {
 		Title:    clip(oneLine(e.Title), maxTitle),
 		Severity: strings.ToLower(e.Severity),
 		App:      clip(e.App, maxShort),
+		Alert:    normalizeAlert(e.Alert),
 	}
 	if out.Time.IsZero() {
 		out.Time = now
@@ -107,6 +112,9 @@ type wireEvent struct {
 	Severity string            `json:"severity"`
 	App      string            `json:"app"`
 	Fields   map[string]string `json:"fields"`
+	// Alert is absent from the events of other kinds, and from spool
+	// lines written before it existed.
+	Alert *AlertGroup `json:"alert,omitempty"`
 }
 
 func toWire(e Event) wireEvent {
@@ -114,7 +122,7 @@ func toWire(e Event) wireEvent {
 	if f == nil {
 		f = map[string]string{}
 	}
-	return wireEvent{Kind: e.Kind, Key: e.Key, Time: e.Time.UTC(), Title: e.Title, Severity: e.Severity, App: e.App, Fields: f}
+	return wireEvent{Kind: e.Kind, Key: e.Key, Time: e.Time.UTC(), Title: e.Title, Severity: e.Severity, App: e.App, Fields: f, Alert: e.Alert}
 }
 
 func (w wireEvent) event() Event {
@@ -122,7 +130,7 @@ func (w wireEvent) event() Event {
 	if len(f) == 0 {
 		f = nil
 	}
-	return Event{Kind: w.Kind, Key: w.Key, Time: w.Time, Title: w.Title, Severity: w.Severity, App: w.App, Fields: f}
+	return Event{Kind: w.Kind, Key: w.Key, Time: w.Time, Title: w.Title, Severity: w.Severity, App: w.App, Fields: f, Alert: w.Alert}
 }
 
 // dedupMax bounds the dedup map whatever the rate of distinct keys: past

@@ -76,7 +76,8 @@ type httpSink struct {
 }
 
 // Webhook returns a sink that POSTs each event as the JSON object
-// {"kind","key","time","title","severity","app","fields"} to url, with
+// {"kind","key","time","title","severity","app","fields"} to url (with
+// "alert", the AlertGroup, added for an alert event), with
 // Content-Type application/json and the headers hdr (for a token, say). A
 // 2xx reply is a delivery; 4xx other than 408 and 429 is a permanent
 // failure; anything else is retried. Its name is "webhook scheme://host".
@@ -86,7 +87,8 @@ func Webhook(url string, hdr http.Header) Sink {
 
 // Slack returns a sink for a Slack-compatible incoming webhook: it POSTs
 // {"text": "*severity* title\nname: value\n…"} with the fields in name
-// order, and treats replies as Webhook does. Its name is "slack host": the
+// order (an alert event lists its alerts instead, each with its summary
+// and what changed before it started), and treats replies as Webhook does. Its name is "slack host": the
 // URL itself is a secret.
 func Slack(url string) Sink {
 	return newHTTPSink("slack", url, nil, slackBody)
@@ -212,6 +214,9 @@ func retryAfter(v string) time.Duration {
 func webhookBody(e Event) ([]byte, error) { return json.Marshal(toWire(e)) }
 
 func slackBody(e Event) ([]byte, error) {
+	if e.Alert != nil {
+		return slackAlertBody(e)
+	}
 	var b strings.Builder
 	b.WriteString("*" + slackEscape(e.Severity) + "* " + slackEscape(e.Title))
 	for _, k := range sortedKeys(e.Fields) {

@@ -46,6 +46,14 @@ fuzz:
 	$(GO) test ./internal/gateway -run '^$$' -fuzz FuzzAppOf -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/trace -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzEventHeaders -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/otlp -run '^$$' -fuzz FuzzReceiveTraces -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/tracestore -run '^$$' -fuzz FuzzDecodeBlock -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/history -run '^$$' -fuzz FuzzAppendOTLP -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/export -run '^$$' -fuzz FuzzReadRecord -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/monitor -run '^$$' -fuzz FuzzParseStatus -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/alert -run '^$$' -fuzz FuzzRule -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/anomaly -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
+	$(GO) test ./internal/notify -run '^$$' -fuzz FuzzAlertBodies -fuzztime $(FUZZTIME)
 
 bench: build
 	./bench/run.sh

@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test ./internal/gateway -run '^$$' -fuzz FuzzAppOf -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/trace -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz FuzzEventHeaders -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/observe/logstore -run '^$$' -fuzz FuzzDecodeBlock -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/otlp -run '^$$' -fuzz FuzzReceiveTraces -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/tracestore -run '^$$' -fuzz FuzzDecodeBlock -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/history -run '^$$' -fuzz FuzzAppendOTLP -fuzztime $(FUZZTIME)

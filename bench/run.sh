@@ -6,8 +6,10 @@
 #   access   issue 5: access layer vs public app, handshakes (bench/access.sh)
 #   waf      issue 6: the gateway's WAF vs Coraza's middleware (bench/waf.sh)
 #   events   issue 7: events end to end vs plain JetStream   (bench/events.sh)
-# With no argument runs all six in that order, and fails if one failed.
-# Needs root (waf and events do not). Results and summaries: bench/out/.
+#   spans    issue 8: span ingest per core, bytes per span   (bench/spans.sh)
+#   logs     issue 8: log ingest per core, bytes per line vs Loki (bench/logs.sh)
+# With no argument runs all eight in that order, and fails if one failed.
+# Needs root (waf, events, spans and logs do not). Results and summaries: bench/out/.
 # See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +20,8 @@ cold) exec ./coldstart.sh ;;
 access) exec ./access.sh ;;
 waf) exec ./waf.sh ;;
 events) exec ./events.sh ;;
+spans) exec ./spans.sh ;;
+logs) exec ./logs.sh ;;
 all)
   rc=0
   ./core.sh || rc=$?
@@ -26,10 +30,12 @@ all)
   ./access.sh || rc=$?
   ./waf.sh || rc=$?
   ./events.sh || rc=$?
+  ./spans.sh || rc=$?
+  ./logs.sh || rc=$?
   exit "$rc"
   ;;
 *)
-  echo "usage: bench/run.sh [core|builds|cold|access|waf|events]" >&2
+  echo "usage: bench/run.sh [core|builds|cold|access|waf|events|spans|logs]" >&2
   exit 2
   ;;
 esac

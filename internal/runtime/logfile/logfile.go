@@ -1,5 +1,5 @@
 // Package logfile writes a sandbox's output as the JSON lines that
-// internal/observe/logs reads: one object per line with "time"
+// internal/observe/logstore's Collector reads into the log store: one object per line with "time"
 // (RFC 3339, nanoseconds), "stream" ("stdout" or "stderr") and "line".
 // The file is rotated by size, keeping FILE.1 (newest) to FILE.3 (oldest).
 // Both runtime drivers use it: runc's shim and the fake driver.

@@ -2,7 +2,6 @@ package logfile_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"noops/internal/observe/logs"
 	"noops/internal/runtime/logfile"
 )
 
@@ -186,40 +184,5 @@ func TestRotation(t *testing.T) {
 	l.Close()
 	if after := len(read(t, path)); after != before+1 && after != 1 {
 		t.Errorf("reopened log has %d records, want %d (or 1 after a rotation)", after, before+1)
-	}
-}
-
-// TestReadByObserveLogs checks the format against its reader.
-func TestReadByObserveLogs(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "app"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	l, err := logfile.Open(filepath.Join(dir, "app", "app-1-abc.log"), logfile.Options{MaxSize: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 6 {
-		if err := l.Write("stdout", fmt.Sprintf("n%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
-	r := logs.Reader{Dir: dir}
-	var got []string
-	err = r.Tail(context.Background(), "app", 100, false, func(b []byte) error {
-		var rec struct{ Sandbox, Stream, Line string }
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return err
-		}
-		got = append(got, rec.Sandbox+"/"+rec.Stream+"/"+rec.Line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "[app-1-abc/stdout/n0 app-1-abc/stdout/n1 app-1-abc/stdout/n2 app-1-abc/stdout/n3 app-1-abc/stdout/n4 app-1-abc/stdout/n5]"
-	if fmt.Sprint(got) != want {
-		t.Errorf("logs.Reader read %v, want %v", got, want)
 	}
 }

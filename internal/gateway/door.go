@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
@@ -192,10 +193,16 @@ func clientConnOf(c net.Conn) *clientConn {
 // connState notices requests that began but never reached the handler:
 // the server refused them as malformed (400, 431) or they stalled until
 // the header timeout. Both are strikes against the client. HTTP/2
-// connections skip the hooks; their protocol errors are the h2 server's.
+// connections are left out: their protocol errors are the h2 server's,
+// and it reports a connection active once at its start and again for
+// its first stream, so counting would take a client that opens a
+// connection for one request (a monitor, curl) for a garbage sender.
 func (g *Gateway) connState(c net.Conn, s http.ConnState) {
 	cc := clientConnOf(c)
 	if cc == nil {
+		return
+	}
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 		return
 	}
 	switch s {

@@ -101,4 +101,14 @@ type Driver interface {
 	State(ctx context.Context, id string) (State, error)
 	// List returns every sandbox the driver knows, running or stopped.
 	List(ctx context.Context) ([]State, error)
+	// Usage reads a running sandbox's resource use; errkind.NotFound when
+	// there is no such sandbox, errkind.Conflict when it is not running.
+	Usage(ctx context.Context, id string) (Usage, error)
+}
+
+// Usage is a sandbox's resource use, as its cgroup counts it.
+type Usage struct {
+	CPU    time.Duration // CPU time used so far, user and system
+	Memory int64         // memory in use now, in bytes (page cache included)
+	Pids   int64         // processes and threads now
 }

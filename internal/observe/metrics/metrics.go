@@ -102,6 +102,9 @@ func (m *Metrics) Forget(app string) {
 	m.mu.Unlock()
 }
 
+// Registry is the registry itself, for the metric history's scrapes.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
 // Handler serves the registry in the Prometheus text format, or in
 // OpenMetrics (with the exemplars) to a scraper that asks for it.
 func (m *Metrics) Handler() http.Handler {

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"noops/internal/observe/trace"
 )
 
 // RED metrics of the gateway, named as OpenTelemetry's HTTP semantic
@@ -42,8 +40,9 @@ func init() {
 }
 
 // Request records one request to an app that the gateway answered:
-// method, status, how long it took, and its traceparent (the exemplar).
-func (m *Metrics) Request(app, method string, status int, d time.Duration, traceparent string) {
+// method, status, how long it took, and its trace ID in hex (the
+// exemplar; "" for none).
+func (m *Metrics) Request(app, method string, status int, d time.Duration, traceID string) {
 	meth, ok := knownMethods[method]
 	if !ok {
 		meth = "_OTHER"
@@ -53,8 +52,8 @@ func (m *Metrics) Request(app, method string, status int, d time.Duration, trace
 		code = statusText[status]
 	}
 	o := m.requests.WithLabelValues(app, meth, code)
-	if p, ok := trace.Parse(traceparent); ok {
-		o.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": p.TraceIDString()})
+	if traceID != "" {
+		o.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
 		return
 	}
 	o.Observe(d.Seconds())

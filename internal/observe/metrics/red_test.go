@@ -26,7 +26,7 @@ func scrape(t *testing.T, m *Metrics, accept string) string {
 
 func TestRequestMetrics(t *testing.T) {
 	m := New()
-	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const tp = "4bf92f3577b34da6a3ce929d0e0e4736"
 	m.Request("shop", "GET", 200, 30*time.Millisecond, tp)
 	m.Request("shop", "BREW", 501, time.Millisecond, "")
 	m.ColdStart("shop", 3*time.Millisecond)
@@ -40,16 +40,7 @@ func TestRequestMetrics(t *testing.T) {
 			t.Errorf("the scrape lacks %s", want)
 		}
 	}
-	problems, err := promlint.New(strings.NewReader(text)).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "go_") || strings.HasPrefix(p.Metric, "process_") {
-			continue // client_golang's own collectors
-		}
-		t.Errorf("promtool check metrics would say: %s: %s", p.Metric, p.Text)
-	}
+	lint(t, m)
 
 	om := scrape(t, m, "application/openmetrics-text; version=1.0.0")
 	if !strings.Contains(om, `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.03`) {
@@ -94,5 +85,38 @@ func TestEventMetrics(t *testing.T) {
 		if strings.HasPrefix(p.Metric, "noops_") {
 			t.Errorf("%s: %s", p.Metric, p.Text)
 		}
+	}
+}
+
+func TestSandboxMetrics(t *testing.T) {
+	m := New()
+	m.Sandboxes(func(context.Context) []SandboxUsage {
+		return []SandboxUsage{{App: "shop", Sandbox: "shop-1-abc", CPU: 1500 * time.Millisecond, Memory: 12 << 20, Pids: 7}}
+	})
+	text := scrape(t, m, "")
+	for _, want := range []string{
+		`noops_sandbox_cpu_seconds_total{app="shop",sandbox="shop-1-abc"} 1.5`,
+		`noops_sandbox_memory_bytes{app="shop",sandbox="shop-1-abc"} 1.2582912e+07`,
+		`noops_sandbox_pids{app="shop",sandbox="shop-1-abc"} 7`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, text)
+		}
+	}
+	lint(t, m)
+}
+
+// lint fails t with what `promtool check metrics` would say of m's scrape.
+func lint(t *testing.T, m *Metrics) {
+	t.Helper()
+	problems, err := promlint.New(strings.NewReader(scrape(t, m, ""))).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "go_") || strings.HasPrefix(p.Metric, "process_") {
+			continue // client_golang's own collectors
+		}
+		t.Errorf("promtool check metrics would say: %s: %s", p.Metric, p.Text)
 	}
 }

@@ -89,3 +89,36 @@ func testStopCreated(t *testing.T, h *harness) {
 		t.Errorf("StartCreated of an unknown sandbox succeeded")
 	}
 }
+
+// testUsage checks that a running sandbox's resource use is read and
+// grows with the work it does, and the errors for other sandboxes.
+func testUsage(t *testing.T, h *harness) {
+	sp := h.spec("spin", "200ms")
+	h.start(t, sp)
+	waitLog(t, sp.Log, "ready")
+	var u runtime.Usage
+	deadline := time.Now().Add(timeout)
+	for {
+		var err error
+		if u, err = h.d.Usage(ctx(t), sp.ID); err != nil {
+			t.Fatalf("Usage of a running sandbox: %v", err)
+		}
+		if u.CPU > 0 && u.Memory > 0 && u.Pids >= 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if u.CPU <= 0 || u.Memory <= 0 || u.Pids < 1 {
+		t.Fatalf("Usage = %+v, want CPU time, memory and at least one pid", u)
+	}
+	if err := h.d.Stop(ctx(t), sp.ID, timeout); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(t, h.d, sp.ID)
+	if _, err := h.d.Usage(ctx(t), sp.ID); !errkind.Is(err, errkind.Conflict) {
+		t.Errorf("Usage of a stopped sandbox = %v, want a conflict", err)
+	}
+	if _, err := h.d.Usage(ctx(t), "no-such-sandbox"); !errkind.Is(err, errkind.NotFound) {
+		t.Errorf("Usage of an unknown sandbox = %v, want not found", err)
+	}
+}

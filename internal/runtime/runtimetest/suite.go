@@ -46,6 +46,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) (runtime.Driver, Fixture)) {
 		{"Restart", testRestart},
 		{"CreateThenStart", testCreateThenStart},
 		{"StopCreated", testStopCreated},
+		{"Usage", testUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

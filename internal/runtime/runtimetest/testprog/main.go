@@ -50,6 +50,15 @@ func main() {
 		<-c
 		fmt.Println("got SIGTERM")
 		os.Exit(0)
+	case "spin": // burn CPU for a while, then wait for SIGTERM
+		d, _ := time.ParseDuration(arg(2))
+		for end := time.Now().Add(d); time.Now().Before(end); {
+		}
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM)
+		fmt.Println("ready")
+		<-c
+		os.Exit(0)
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")

@@ -1,10 +1,12 @@
 // Command hello is the example app that `noops demo` deploys: a small web
 // server with a health check and a page that shows which release and
-// sandbox answered.
+// sandbox answered. It traces its requests with OpenTelemetry when the
+// platform gives it an OTLP endpoint (tracing.go).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"log"
@@ -13,6 +15,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
@@ -24,7 +29,20 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 </body></html>
 `))
 
+// Stopping: the platform sends SIGKILL 10 s after SIGTERM, so requests in
+// flight get drainTimeout and the spans left to export flushTimeout.
+const (
+	drainTimeout = 5 * time.Second
+	flushTimeout = 3 * time.Second
+)
+
 func main() {
+	if err := run(); err != nil {
+		log.Fatalf("hello: %v", err)
+	}
+}
+
+func run() error {
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
@@ -34,26 +52,54 @@ func main() {
 	if release == "" {
 		release = "unknown"
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	tr, err := newTracing(ctx)
+	if err != nil {
+		// The page matters more than its traces: serve without them.
+		log.Printf("hello: tracing off: %v", err)
+		tr = &tracing{}
+	}
+	srv := &http.Server{Addr: ":" + port, Handler: newHandler(release, host, tr.tracer()), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	log.Printf("hello: release %s listening on :%s", release, port)
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		drain, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		err = srv.Shutdown(drain)
+		cancel()
+	}
+	flush, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	if ferr := tr.shutdown(flush); ferr != nil {
+		log.Printf("hello: exporting the last spans: %v", ferr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Printf("hello: stopped")
+	return nil
+}
+
+// newHandler is the app: GET /healthz and the page at GET /, each request
+// in a server span from tracer.
+func newHandler(release, host string, tracer trace.Tracer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Release", release)
-		_ = page.Execute(w, map[string]any{"Release": release, "Host": host, "UID": os.Getuid()})
+		_, span := tracer.Start(r.Context(), "render page")
+		defer span.End()
+		if err := page.Execute(w, map[string]any{"Release": release, "Host": host, "UID": os.Getuid()}); err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "rendering the page")
+		}
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	log.Printf("hello: release %s listening on :%s", release, port)
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-		log.Fatal(err)
-	}
-	log.Printf("hello: stopped")
+	return traced(tracer, mux)
 }

@@ -39,6 +39,10 @@ type Request struct {
 	// itself compiles into images (the static site server); "" means a
 	// folder in Cache.
 	Tools string
+	// Shared is a folder shared by all apps' builds for caches whose
+	// entries are content-addressed and verified (Go's module and build
+	// caches); "" means a folder in Cache.
+	Shared string
 }
 
 // Result is a built image, not yet stored.
@@ -120,7 +124,7 @@ func buildWith(ctx context.Context, req Request, reg *registry) (Result, error) 
 		}
 	}()
 	bc := &Context{AppName: req.App, Src: req.Src, Cache: req.Cache, Work: filepath.Join(work, "work"),
-		App: filepath.Join(work, "app"), Env: req.Env, Port: req.Port, Log: req.Log, Runner: req.Runner, Tools: req.Tools,
+		App: filepath.Join(work, "app"), Env: req.Env, Port: req.Port, Log: req.Log, Runner: req.Runner, Tools: req.Tools, Shared: req.Shared,
 		layers: &layerSet{cache: filepath.Join(req.Cache, "layers"), work: filepath.Join(work, "layers")}}
 	for _, d := range []string{bc.Work, bc.App, bc.layers.cache, bc.layers.work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

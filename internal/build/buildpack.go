@@ -56,6 +56,7 @@ type Context struct {
 	Port    int               // run.port
 	Log     io.Writer         // build output, which the user sees as it comes
 	Tools   string            // shared by all apps' builds: programs noops compiles for images
+	Shared  string            // shared by all apps' builds: content-addressed caches ("" → Cache)
 
 	// Runner runs build steps in a sandbox made from a stack's build
 	// image (BuildImage); nil when the platform has no build sandboxes.

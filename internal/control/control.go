@@ -22,11 +22,14 @@ import (
 
 // Config says where the control plane keeps its files.
 type Config struct {
-	Data   string // the data folder: DATA/tmp for uploads, DATA/cache/<app> for build caches
-	Domain string // apps are served at https://<app>.<Domain>
-	Port   string // the HTTPS port when not 443, for URLs (":8443"), or ""
-	Logger *slog.Logger
-	Now    func() time.Time
+	Data string // the data folder: DATA/tmp for uploads, DATA/cache/<app> for build caches
+	// BuildCache is shared by every app's builds for content-addressed
+	// caches (Go's); "" means DATA/cache/.shared.
+	BuildCache string
+	Domain     string // apps are served at https://<app>.<Domain>
+	Port       string // the HTTPS port when not 443, for URLs (":8443"), or ""
+	Logger     *slog.Logger
+	Now        func() time.Time
 
 	Hygiene      HygieneOptions // what cleaning up keeps
 	HygieneEvery time.Duration  // how often it runs besides after changes; 0 means DefaultHygieneEvery

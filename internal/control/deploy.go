@@ -204,7 +204,7 @@ func (p *Plane) build(ctx context.Context, app, src string, m *spec.Manifest, ou
 	}
 	lw := &lineWriter{fn: out.Log}
 	res, err := build.Build(ctx, build.Request{App: app, Src: src, Cache: cache, Env: m.Build.Env, Port: m.Run.Port,
-		Stacks: buildStacks{stacks: p.stacks, images: p.images}, Runner: p.runner, Tools: filepath.Join(p.cfg.Data, "tools"),
+		Stacks: buildStacks{stacks: p.stacks, images: p.images}, Runner: p.runner, Tools: filepath.Join(p.cfg.Data, "tools"), Shared: p.sharedCache(),
 		Log: lw, Stage: out.Stage, Now: p.cfg.Now()})
 	lw.Flush()
 	if err != nil {
@@ -398,4 +398,12 @@ func readInside(dir, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return b, nil
+}
+
+// sharedCache is the folder of the caches every app's builds share.
+func (p *Plane) sharedCache() string {
+	if p.cfg.BuildCache != "" {
+		return p.cfg.BuildCache
+	}
+	return filepath.Join(p.cfg.Data, "cache", ".shared")
 }

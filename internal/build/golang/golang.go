@@ -137,6 +137,13 @@ var inherited = []string{
 func (b *Buildpack) env(bc *build.Context, gobin string) ([]string, error) {
 	tmp := filepath.Join(bc.Work, "tmp")
 	home := filepath.Join(bc.Cache, "home")
+	// Go's build cache is keyed by the hash of every input and its module
+	// cache is checked against go.sum: both are safe to share between
+	// apps, and go build runs no code of the app's.
+	shared := bc.Shared
+	if shared == "" {
+		shared = bc.Cache
+	}
 	for _, d := range []string{tmp, home} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, errkind.E(errkind.Unavailable, fmt.Errorf("creating build folder: %w", err))
@@ -155,8 +162,8 @@ func (b *Buildpack) env(bc *build.Context, gobin string) ([]string, error) {
 		"CGO_ENABLED": "0",
 		"GOOS":        "linux",
 		"GOARCH":      runtime.GOARCH,
-		"GOCACHE":     filepath.Join(bc.Cache, "go-build"),
-		"GOMODCACHE":  filepath.Join(bc.Cache, "gomod"),
+		"GOCACHE":     filepath.Join(shared, "go-build"),
+		"GOMODCACHE":  filepath.Join(shared, "gomod"),
 		"GOTOOLCHAIN": "local",
 		"GOWORK":      "off",
 		"GOENV":       "off",

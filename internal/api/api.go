@@ -61,19 +61,17 @@ type Events interface {
 	ListEvents(ctx context.Context, q store.EventQuery) ([]store.Event, error)
 }
 
-// Logs reads an app's sandbox logs.
-type Logs interface {
-	Tail(ctx context.Context, app string, lines int, follow bool, w func(line []byte) error) error
-}
-
 // Config is what the API serves.
 type Config struct {
 	Plane  Plane
 	Audit  Audit
 	Events Events // nil serves no events
 	Logs   Logs
-	Status func() apitype.Status
-	CARoot func() []byte
+	// Observe serves metrics history, traces, monitors and alerts; nil
+	// serves none of them.
+	Observe Observe
+	Status  func() apitype.Status
+	CARoot  func() []byte
 	// Registry says how to reach the registry endpoint; nil when the
 	// server has none.
 	Registry func() apitype.Registry
@@ -142,6 +140,9 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.Bus != nil {
 		s.eventRoutes(handle)
+	}
+	if cfg.Observe != nil {
+		s.observeRoutes(handle)
 	}
 	if cfg.Metrics != nil {
 		handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil })

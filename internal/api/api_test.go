@@ -649,26 +649,37 @@ func TestDeployRefusedBeforeUpload(t *testing.T) {
 
 func TestLogs(t *testing.T) {
 	t.Parallel()
-	lines := []string{`{"line":"one"}`, `{"line":"two"}`, `{"line":"three"}`}
+	texts := []string{"one", "two", "three"}
+	line := func(i int) string {
+		t := apitest.LogStart.Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+		return `{"time":"` + t + `","app":"web","stream":"stdout","sandbox":"web-1-0","line":"` + texts[i] + `"}` + "\n"
+	}
 	tests := []struct {
 		name       string
 		query      string
 		wantStatus int
 		wantBody   string
 		wantAsked  []string
+		wantErr    string
 	}{
-		{"default count", "", 200, strings.Join(lines, "\n") + "\n", []string{"web 100 false"}},
-		{"last two", "?lines=2", 200, lines[1] + "\n" + lines[2] + "\n", []string{"web 2 false"}},
-		{"zero", "?lines=0", 200, "", []string{"web 0 false"}},
-		{"follow", "?lines=1&follow=1", 200, lines[2] + "\n", []string{"web 1 true"}},
-		{"negative", "?lines=-1", 400, "", nil},
-		{"not a number", "?lines=ten", 400, "", nil},
+		{"default count", "", 200, line(0) + line(1) + line(2), []string{"web 100 false"}, ""},
+		{"last two", "?lines=2", 200, line(1) + line(2), []string{"web 2 false"}, ""},
+		{"zero", "?lines=0", 200, "", []string{"web 0 false"}, ""},
+		{"all", "?lines=all", 200, line(0) + line(1) + line(2), []string{"web -1 false"}, ""},
+		{"follow", "?lines=1&follow=1", 200, line(2), []string{"web 1 true"}, ""},
+		{"grep", "?grep=tw", 200, line(1), []string{"web 100 false"}, ""},
+		{"from", "?from=" + apitest.LogStart.Add(time.Second).Format(time.RFC3339), 200, line(1) + line(2), []string{"web -1 false"}, ""},
+		{"negative", "?lines=-1", 400, "", nil, "lines"},
+		{"not a number", "?lines=ten", 400, "", nil, "lines"},
+		{"bad time", "?from=yesterday", 400, "", nil, "from"},
+		{"bad regexp", "?regexp=(", 400, "", nil, "regexp"},
+		{"bad field", "?field=status", 400, "", nil, "NAME=VALUE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newAPI(t)
-			e.logs.Lines["web"] = lines
+			e.logs.Lines["web"] = texts
 			w := e.do("GET", "/v1/apps/web/logs"+tc.query, "")
 			if w.Code != tc.wantStatus {
 				t.Fatalf("GET logs%s: status %d, want %d", tc.query, w.Code, tc.wantStatus)
@@ -680,11 +691,11 @@ func TestLogs(t *testing.T) {
 				if ct := w.Header().Get("Content-Type"); ct != "application/x-ndjson" {
 					t.Errorf("GET logs%s Content-Type = %q, want application/x-ndjson", tc.query, ct)
 				}
-			} else if got := wireError(t, w); got.Kind != "invalid" || !strings.Contains(got.Message, "lines") {
-				t.Errorf("GET logs%s: error %+v, want invalid naming lines", tc.query, got)
+			} else if got := wireError(t, w); got.Kind != "invalid" || !strings.Contains(got.Message, tc.wantErr) {
+				t.Errorf("GET logs%s: error %+v, want invalid naming %s", tc.query, got, tc.wantErr)
 			}
 			if got := e.logs.AskedFor(); !reflect.DeepEqual(got, tc.wantAsked) {
-				t.Errorf("GET logs%s asked Tail for %q, want %q", tc.query, got, tc.wantAsked)
+				t.Errorf("GET logs%s asked for %q, want %q", tc.query, got, tc.wantAsked)
 			}
 		})
 	}

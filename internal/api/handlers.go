@@ -271,35 +271,6 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-func (s *server) logs(w http.ResponseWriter, r *http.Request) error {
-	lines, err := intParam(r, "lines", 100)
-	if err != nil {
-		return err
-	}
-	follow := r.URL.Query().Get("follow") == "1"
-	app := r.PathValue("app")
-	if _, err := s.cfg.Plane.App(r.Context(), app); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	started := false
-	return s.cfg.Logs.Tail(r.Context(), app, lines, follow, func(line []byte) error {
-		if !started {
-			w.WriteHeader(http.StatusOK)
-			started = true
-		}
-		if _, err := w.Write(append(line, '\n')); err != nil {
-			return err
-		}
-		if follow {
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
-		}
-		return nil
-	})
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func (s *server) scaling(w http.ResponseWriter, r *http.Request) error {

@@ -42,7 +42,7 @@ type Remote interface {
 // certificate: signing a device in needs none yet, and the CA root is
 // public. Renewing is the device's own business: its certificate is all it
 // needs, the platform policy is not asked.
-var public = map[string]bool{"POST /v1/login": true, "GET /v1/ca/root": true}
+var public = map[string]bool{"POST /v1/login": true, "GET /v1/ca/root": true, pushPattern: true}
 
 const renewPattern = "POST /v1/devices/renew"
 

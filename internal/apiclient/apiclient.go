@@ -213,9 +213,14 @@ func (c *Client) Scaling(ctx context.Context, app string) (apitype.Scaling, erro
 	return out, c.getJSON(ctx, appPath(app, "/scaling"), &out)
 }
 
-// Metrics returns the server's metrics in the Prometheus text format.
-func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, nil)
+// Metrics returns the server's metrics in the Prometheus text format, or
+// with openMetrics in OpenMetrics (which carries the exemplars: trace IDs).
+func (c *Client) Metrics(ctx context.Context, openMetrics bool) ([]byte, error) {
+	var h http.Header
+	if openMetrics {
+		h = http.Header{"Accept": {"application/openmetrics-text; version=1.0.0"}}
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil, h)
 	if err != nil {
 		return nil, err
 	}
@@ -392,29 +397,4 @@ func (c *Client) stream(ctx context.Context, path string, body io.Reader, size i
 		return apitype.DeployEvent{}, errkind.E(errkind.Unavailable, fmt.Errorf("reading the server's stream: %w", err))
 	}
 	return apitype.DeployEvent{}, errkind.Errorf(errkind.Unavailable, "the server closed the stream without a result; see `%s`", where)
-}
-
-// Logs calls fn with each log line (JSON) of the app's sandboxes; with
-// follow it keeps going until ctx ends.
-func (c *Client) Logs(ctx context.Context, app string, lines int, follow bool, fn func(line []byte) error) error {
-	q := url.Values{"lines": {strconv.Itoa(lines)}}
-	if follow {
-		q.Set("follow", "1")
-	}
-	resp, err := c.do(ctx, http.MethodGet, appPath(app, "/logs?"+q.Encode()), nil, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if err := fn(sc.Bytes()); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("reading logs: %w", err)
-	}
-	return nil
 }

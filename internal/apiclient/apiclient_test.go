@@ -172,12 +172,12 @@ func TestPathsEscaped(t *testing.T) {
 	c.App(ctx, "a/b")
 	c.Releases(ctx, "../x")
 	c.Audit(ctx, 7, 20)
-	c.Logs(ctx, "web", 5, true, func([]byte) error { return nil })
+	c.Logs(ctx, "web", apitype.LogQuery{Lines: 5, Follow: true, Grep: "a b", Fields: map[string]string{"status": "502"}}, func(apitype.LogLine) error { return nil })
 	want := []string{
 		"GET /v1/apps/a%2Fb?",
 		"GET /v1/apps/..%2Fx/releases?",
 		"GET /v1/audit?limit=20&since=7",
-		"GET /v1/apps/web/logs?follow=1&lines=5",
+		"GET /v1/apps/web/logs?field=status%3D502&follow=1&grep=a+b&lines=5",
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -316,21 +316,22 @@ func TestLogs(t *testing.T) {
 	}))
 	c := New(dir)
 	var got []string
-	if err := c.Logs(testCtx(t), "web", 3, false, func(l []byte) error { got = append(got, string(l)); return nil }); err != nil {
+	q := apitype.LogQuery{Lines: 3}
+	if err := c.Logs(testCtx(t), "web", q, func(l apitype.LogLine) error { got = append(got, l.Line); return nil }); err != nil {
 		t.Fatalf("Logs() = %v", err)
 	}
-	if want := []string{`{"line":"a"}`, `{"line":"b"}`, `{"line":"c"}`}; !reflect.DeepEqual(got, want) {
+	if want := []string{"a", "b", "c"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Logs() lines = %q, want %q", got, want)
 	}
 
 	stop := errors.New("enough")
 	n := 0
-	err := c.Logs(testCtx(t), "web", 3, false, func([]byte) error { n++; return stop })
+	err := c.Logs(testCtx(t), "web", q, func(apitype.LogLine) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("Logs() with a failing callback = %v after %d lines, want %v after 1", err, n, stop)
 	}
 
-	err = c.Logs(testCtx(t), "ghost", 3, false, func([]byte) error { return nil })
+	err = c.Logs(testCtx(t), "ghost", q, func(apitype.LogLine) error { return nil })
 	if Kind(err) != errkind.NotFound {
 		t.Errorf("Logs(ghost) = %v, want a not-found error", err)
 	}

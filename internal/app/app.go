@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"noops/internal/access"
 	"noops/internal/api"
 	"noops/internal/apiclient"
@@ -36,8 +38,12 @@ import (
 	"noops/internal/image"
 	"noops/internal/netns"
 	"noops/internal/notify"
-	"noops/internal/observe/logs"
+	"noops/internal/observe/export"
+	"noops/internal/observe/history"
+	"noops/internal/observe/logstore"
 	"noops/internal/observe/metrics"
+	"noops/internal/observe/otlp"
+	"noops/internal/observe/tracestore"
 	"noops/internal/registry"
 	"noops/internal/runtime/runc"
 	"noops/internal/shield"
@@ -67,6 +73,7 @@ type Config struct {
 	BuildSubnet string
 	BuildBridge string
 	StackDebs   string   // downloaded Debian packages, shareable between data folders ("" → DATA/stacks/debs)
+	BuildCache  string   // caches shared by every app's builds (Go's), shareable between data folders ("" → DATA/cache/.shared)
 	Runc        string   // runc binary ("" → on PATH)
 	PluginDirs  []string // CNI plugin folders
 	Shim        []string // command that runs the sandbox shim (default: this binary's `shim`)
@@ -86,6 +93,8 @@ type Config struct {
 	Limits     gateway.Limits
 	// Events configures the event bus (embedded NATS or --nats).
 	Events Events
+	// Observe configures the telemetry stores and the OTLP export.
+	Observe Observe
 }
 
 func (c Config) runc() string {
@@ -122,6 +131,14 @@ type App struct {
 	notify    *notify.Notifier
 	super     *supervisor.Supervisor
 	metrics   *metrics.Metrics
+	logs      *logstore.Store                      // observe.go
+	traces    *tracestore.Store                    // observe.go
+	history   *history.DB                          // observe.go
+	otlp      *otlp.Receiver                       // otlp.go
+	otlpGRPC  *grpc.Server                         // otlp.go
+	export    *export.Exporter                     // observe.go, when --otlp-endpoint is set
+	batcher   *batcher                             // exportbatch.go
+	watch     *watch                               // watch.go: monitors and alerts
 	scaler    atomic.Pointer[autoscale.Autoscaler] // read by the gateway's requests
 	plane     *control.Plane
 	api       *http.Server
@@ -167,7 +184,9 @@ func New(cfg Config) (*App, error) {
 	if err := Preflight(cfg); err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, log: cfg.Logger, metrics: metrics.New()}, nil
+	a := &App{cfg: cfg, log: cfg.Logger, metrics: metrics.New()}
+	a.watch = newWatch(a)
+	return a, nil
 }
 
 func (a *App) path(elem ...string) string {
@@ -197,6 +216,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"network", a.startNetwork},
 		{"runtime", a.startRuntime},
 		{"build sandboxes", a.startBuilds},
+		{"telemetry", a.startTelemetry},
 		{"shield", a.startShield},
 		{"events", a.startEvents},
 		{"gateway", a.startGateway},
@@ -204,6 +224,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		{"supervisor", a.startSupervisor},
 		{"autoscaler", a.startAutoscaler},
 		{"control plane", a.startControl},
+		{"monitors and alerts", a.startWatch},
 		{"admin API", a.startAPI},
 	}
 	for _, s := range steps {
@@ -415,9 +436,9 @@ func (a *App) startBuilds(ctx context.Context) error {
 
 func (a *App) startGateway(ctx context.Context) error {
 	gc := gateway.Config{HTTPSAddr: a.cfg.HTTPS, HTTPAddr: a.cfg.HTTP, Domain: a.cfg.Domain, TLS: a.ca.GetCertificate, Logger: a.log,
-		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Observe: a.metrics.Request, Guard: a.access,
+		Waker: waker{a}, ColdStart: a.metrics.ColdStart, Observe: a.observed, Guard: healthGuard{a},
 		Shield: chain{a.shield, a.functions}, Door: gateway.DoorFunc(a.banned), Strike: a.shield.Strike, Limits: a.cfg.Limits,
-		InternalPlatform: a.functions}
+		InternalPlatform: internalPlatform{a}}
 	if a.cfg.Internal != "off" {
 		gc.InternalAddr = a.cfg.Internal
 		if gc.InternalAddr == "" {
@@ -443,9 +464,10 @@ func (a *App) startSupervisor(ctx context.Context) error {
 	if ln := a.gateway.InternalAddr(); ln != nil {
 		u := internalURL(bridgeAddr(a.net.Subnet()), ln)
 		env = append(env, "NOOPS_GATEWAY_INTERNAL="+u, "NOOPS_EVENTS_URL="+strings.TrimSuffix(u, "/")+strings.TrimSuffix(functions.EventsPrefix, "/"))
+		env = append(env, otelEnv(strings.TrimSuffix(u, "/")+OTLPPrefix)...)
 	}
 	s := supervisor.New(supervisor.Config{LogDir: a.path("logs"), StartTimeout: a.cfg.StartTimeout, Logger: a.log, Runner: a.driver,
-		Guard: guards{a.access, a.shield, a.functions}, Identities: a.workload, Firewall: a.firewall, Env: env},
+		Guard: guards{a.access, a.shield, a.functions, a.watch}, Identities: a.workload, Firewall: a.firewall, Env: env},
 		a.store, a.driver, a.net, a.images, a.gateway)
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -475,7 +497,7 @@ func (w waker) Wake(app string) {
 }
 
 func (a *App) startControl(ctx context.Context) error {
-	p := control.New(control.Config{Data: a.cfg.Data, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log,
+	p := control.New(control.Config{Data: a.cfg.Data, BuildCache: a.cfg.BuildCache, Domain: a.cfg.Domain, Port: portSuffix(a.HTTPSAddr()), Logger: a.log,
 		Autoscaler: a.scaler.Load(), Metrics: a.metrics},
 		a.store, a.images, a.stacks, a.builds, a.super)
 	if err := p.Start(ctx); err != nil {
@@ -499,7 +521,7 @@ func (a *App) startAPI(context.Context) error {
 		ln.Close()
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
-	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: &logs.Reader{Dir: a.path("logs")},
+	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: observeAPI{a}, Observe: observeAPI{a},
 		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log, Identity: a.identity,
 		Bans: a.bans, Bus: a.bus}
 	h := api.Handler(cfg)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"noops/internal/cli"
+	"noops/internal/observe/export"
 )
 
 // Serve runs the platform until ctx ends, for `noops server`.
@@ -12,7 +13,10 @@ func Serve(ctx context.Context, o cli.ServerOptions) error {
 	a, err := New(Config{Data: o.Data, Domain: o.Domain, HTTPS: o.HTTPS, HTTP: o.HTTP, Subnet: o.Subnet, BuildSubnet: o.BuildSubnet,
 		StackDebs: o.StackDebs, Logger: o.Logger, Version: o.Version, Internal: o.Internal,
 		Protection: Protection{WAFRules: o.WAFRules, BanAllow: o.BanAllow, TrustedProxies: o.TrustedProxies, Flood: o.Flood,
-			Webhooks: o.NotifyWebhooks, Slack: o.NotifySlack},
+			Webhooks: o.NotifyWebhooks, Slack: o.NotifySlack, Alertmanager: o.NotifyAlertmanager},
+		Observe: Observe{LogRetention: o.LogRetention, TraceRetention: o.TraceRetention, MetricRetention: o.MetricRetention,
+			LogMaxBytes: o.LogMaxBytes, TraceMaxBytes: o.TraceMaxBytes, MetricMaxBytes: o.MetricMaxBytes,
+			Export: export.Config{Endpoint: o.OTLPEndpoint, Protocol: o.OTLPProtocol, Headers: o.OTLPHeaders, AllowInsecure: o.OTLPInsecure}},
 		Events: Events{NATS: o.NATS, Creds: o.NATSCreds, Replicas: o.EventReplicas, MaxEventSize: o.EventSize}})
 	if err != nil {
 		return err

@@ -33,9 +33,12 @@ type Protection struct {
 	// Flood is the platform-wide limit of requests per minute from one
 	// client (0: shield.DefaultFlood's 6000; negative: off).
 	Flood int
-	// Webhooks and Slack are notification sinks of security events.
-	Webhooks []string
-	Slack    []string
+	// Webhooks and Slack are notification sinks of security events and
+	// alerts; Alertmanager sinks get alerts (and security events) as
+	// Alertmanager's webhook JSON.
+	Webhooks     []string
+	Slack        []string
+	Alertmanager []string
 }
 
 // startShield compiles the CRS, loads the ban list and starts the shield
@@ -60,6 +63,9 @@ func (a *App) startShield(ctx context.Context) error {
 	}
 	for _, u := range p.Slack {
 		sinks = append(sinks, notify.Slack(u))
+	}
+	for _, u := range p.Alertmanager {
+		sinks = append(sinks, notify.Alertmanager(u, nil))
 	}
 	if len(sinks) > 0 {
 		n, err := notify.New(notify.Config{Sinks: sinks, Spool: a.path("notify"), Logger: a.log})

@@ -389,10 +389,7 @@ func TestAppsTable(t *testing.T) {
 func TestCommandsAgainstServer(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	s.logs.Lines["web"] = []string{
-		`{"time":"2025-03-14T15:09:26Z","sandbox":"web-2-0","stream":"stdout","line":"listening"}`,
-		`not json`,
-	}
+	s.logs.Lines["web"] = []string{"listening", "panic: boom"}
 	tests := []struct {
 		name       string
 		args       []string
@@ -403,7 +400,8 @@ func TestCommandsAgainstServer(t *testing.T) {
 		{"events", []string{"events", "web"}, []string{"KIND", "oom", "web-2-0 was killed for exceeding its memory limit"}},
 		{"scale shows", []string{"scale", "web"}, []string{"replicas: 1 ready of 1 wanted\n"}},
 		{"env list", []string{"env", "list", "web"}, []string{"A=1\n"}},
-		{"logs", []string{"logs", "web", "-n", "5"}, []string{"web-2-0 listening\n", "not json\n"}},
+		{"logs", []string{"logs", "web", "-n", "5"}, []string{"web-1-0 listening\n", "web-1-0 panic: boom\n"}},
+		{"logs grep", []string{"logs", "web", "--grep", "panic", "--json"}, []string{`"line":"panic: boom"`, `"stream":"stdout"`}},
 		{"version", []string{"version"}, []string{"noops dev\n"}},
 		{"ca root", []string{"ca", "root"}, []string{"PEM\n"}},
 	}

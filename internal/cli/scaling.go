@@ -79,22 +79,6 @@ func newEvents(e *env) *cobra.Command {
 	return c
 }
 
-func newMetrics(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "metrics",
-		Short: "Print the server's metrics in the Prometheus text format",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := e.client().Metrics(cmd.Context())
-			if err != nil {
-				return err
-			}
-			_, err = e.stdout.Write(b)
-			return err
-		},
-	}
-}
-
 // parseWhen reads a time: RFC 3339, or a duration before now ("90m").
 func parseWhen(flag, s string) (time.Time, error) {
 	if s == "" {

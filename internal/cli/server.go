@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,12 +26,21 @@ type ServerOptions struct {
 	Internal      string // the gateway's internal mTLS listener for workloads ("off" disables)
 	StopSandboxes bool   // stop every sandbox on shutdown instead of leaving them for the next server
 	// Protection (issue 6): see `noops server --help`.
-	WAFRules       string
-	BanAllow       []netip.Prefix
-	TrustedProxies []netip.Prefix
-	Flood          int
-	NotifyWebhooks []string
-	NotifySlack    []string
+	WAFRules           string
+	BanAllow           []netip.Prefix
+	TrustedProxies     []netip.Prefix
+	Flood              int
+	NotifyWebhooks     []string
+	NotifySlack        []string
+	NotifyAlertmanager []string
+	// Telemetry (issue 8): retention of the embedded stores; export to an
+	// OTLP backend.
+	LogRetention, TraceRetention, MetricRetention time.Duration
+	LogMaxBytes, TraceMaxBytes, MetricMaxBytes    int64
+	OTLPEndpoint                                  string
+	OTLPProtocol                                  string
+	OTLPHeaders                                   map[string]string
+	OTLPInsecure                                  bool
 	// Events (issue 7): an external NATS cluster, the event size limit.
 	NATS          string
 	NATSCreds     string
@@ -67,7 +77,20 @@ func newServer(e *env) *cobra.Command {
 			}
 			o.NotifyWebhooks = append(o.NotifyWebhooks, envList("NOOPS_NOTIFY_WEBHOOK")...)
 			o.NotifySlack = append(o.NotifySlack, envList("NOOPS_NOTIFY_SLACK")...)
-			for _, u := range append(append([]string(nil), o.NotifyWebhooks...), o.NotifySlack...) {
+			o.NotifyAlertmanager = append(o.NotifyAlertmanager, envList("NOOPS_NOTIFY_ALERTMANAGER")...)
+			if v := os.Getenv("NOOPS_OTLP_HEADERS"); v != "" {
+				if o.OTLPHeaders == nil {
+					o.OTLPHeaders = map[string]string{}
+				}
+				for _, kv := range envList("NOOPS_OTLP_HEADERS") {
+					k, val, ok := strings.Cut(kv, "=")
+					if !ok {
+						return usageError{fmt.Errorf("NOOPS_OTLP_HEADERS: give NAME=VALUE pairs separated by commas")}
+					}
+					o.OTLPHeaders[strings.TrimSpace(k)] = val
+				}
+			}
+			for _, u := range append(append(append([]string(nil), o.NotifyWebhooks...), o.NotifySlack...), o.NotifyAlertmanager...) {
 				if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 					return usageError{fmt.Errorf("notification sink %q: give an http:// or https:// URL", redactURL(u))}
 				}
@@ -97,6 +120,17 @@ func newServer(e *env) *cobra.Command {
 	c.Flags().IntVar(&o.Flood, "flood", 0, "requests per minute from one client that ban it (0: 6000; -1: off)")
 	c.Flags().StringSliceVar(&o.NotifyWebhooks, "notify-webhook", nil, "URL that receives security events as JSON (repeatable; also NOOPS_NOTIFY_WEBHOOK, comma-separated)")
 	c.Flags().StringSliceVar(&o.NotifySlack, "notify-slack", nil, "Slack-compatible incoming webhook URL for security events (repeatable; prefer NOOPS_NOTIFY_SLACK: URLs on the command line are visible to ps)")
+	c.Flags().StringSliceVar(&o.NotifyAlertmanager, "notify-alertmanager", nil, "URL that receives alerts as Alertmanager webhook JSON (repeatable; also NOOPS_NOTIFY_ALERTMANAGER)")
+	c.Flags().DurationVar(&o.LogRetention, "log-retention", 0, "how long logs are kept (0: 7 days)")
+	c.Flags().Int64Var(&o.LogMaxBytes, "log-max-bytes", 0, "most bytes the log store keeps on disk (0: 1 GiB)")
+	c.Flags().DurationVar(&o.TraceRetention, "trace-retention", 0, "how long traces are kept (0: 7 days)")
+	c.Flags().Int64Var(&o.TraceMaxBytes, "trace-max-bytes", 0, "most bytes the trace store keeps on disk (0: 512 MiB)")
+	c.Flags().DurationVar(&o.MetricRetention, "metric-retention", 0, "how long the metric history is kept (0: 15 days)")
+	c.Flags().Int64Var(&o.MetricMaxBytes, "metric-max-bytes", 0, "most bytes the metric history keeps on disk (0: 1 GiB)")
+	c.Flags().StringVar(&o.OTLPEndpoint, "otlp-endpoint", envOr("NOOPS_OTLP_ENDPOINT", ""), "also export traces, metrics and logs to this OTLP receiver (https://host:4318; also NOOPS_OTLP_ENDPOINT)")
+	c.Flags().StringVar(&o.OTLPProtocol, "otlp-protocol", "http/protobuf", "OTLP protocol of --otlp-endpoint: http/protobuf or grpc")
+	c.Flags().StringToStringVar(&o.OTLPHeaders, "otlp-header", nil, "header sent to --otlp-endpoint, NAME=VALUE (repeatable; prefer NOOPS_OTLP_HEADERS for secrets)")
+	c.Flags().BoolVar(&o.OTLPInsecure, "otlp-insecure", false, "allow plain-text OTLP to a host that is not loopback")
 	c.Flags().StringVar(&o.NATS, "nats", envOr("NOOPS_NATS", ""), "URL of an external NATS cluster with JetStream for events (default: the embedded server in DATA/events; also NOOPS_NATS)")
 	c.Flags().StringVar(&o.NATSCreds, "nats-creds", envOr("NOOPS_NATS_CREDS", ""), "NATS credentials file (JWT and NKey) for --nats (also NOOPS_NATS_CREDS)")
 	c.Flags().IntVar(&o.EventReplicas, "event-replicas", 1, "replicas of each event stream and bucket on a --nats cluster (3 on a three-node cluster)")

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,12 +54,14 @@ func TestTraceContextPassedOn(t *testing.T) {
 	up := newUpstream(t, "app")
 	tg.SetBackends("app", []Backend{up.backend()}, "")
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	tg.get(t, tg.url("app."+testDomain, "/"), http.Header{"Traceparent": {tp}})
-	if h, _ := up.lastRequest(); h.Get("traceparent") != tp {
-		t.Fatalf("traceparent %q, want %q passed on", h.Get("traceparent"), tp)
+	tg.get(t, tg.url("app."+testDomain, "/"), http.Header{"Traceparent": {tp}, "Tracestate": {"a=b"}})
+	h, _ := up.lastRequest()
+	p, ok := trace.Parse(h.Get("traceparent"))
+	if !ok || p.TraceIDString() != "4bf92f3577b34da6a3ce929d0e0e4736" || p.String() == tp || h.Get("tracestate") != "a=b" {
+		t.Fatalf("traceparent %q tracestate %q, want the caller's trace continued by the gateway's own span", h.Get("traceparent"), h.Get("tracestate"))
 	}
 	tg.get(t, tg.url("app."+testDomain, "/"), http.Header{"Traceparent": {"garbage"}, "Tracestate": {"a=b"}})
-	h, _ := up.lastRequest()
+	h, _ = up.lastRequest()
 	if p, ok := trace.Parse(h.Get("traceparent")); !ok || p.TraceIDString() == "4bf92f3577b34da6a3ce929d0e0e4736" || h.Get("tracestate") != "" {
 		t.Fatalf("an invalid traceparent must be replaced: %q %q", h.Get("traceparent"), h.Get("tracestate"))
 	}
@@ -68,21 +71,32 @@ func TestObserveRequests(t *testing.T) {
 	type obs struct {
 		app, method string
 		status      int
-		tp          string
+		parent, tp  string // the caller's span, the traceparent the app got
+		bytes       int64
 	}
 	got := make(chan obs, 10)
 	tg := startGateway(t, false, func(c *Config) {
-		c.Observe = func(app, method string, status int, d time.Duration, tp string) { got <- obs{app, method, status, tp} }
+		c.Observe = func(r *http.Request, s *Served) {
+			parent := ""
+			if s.HasParent {
+				parent = fmt.Sprintf("%x", s.Parent)
+			}
+			got <- obs{s.App, r.Method, s.Status, parent, s.Span.String(), s.BytesOut}
+		}
 	})
 	up := newUpstream(t, "app")
 	tg.SetBackends("app", []Backend{up.backend()}, "")
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	tg.get(t, tg.url("app."+testDomain, "/"), http.Header{"Traceparent": {tp}})
+	res := tg.get(t, tg.url("app."+testDomain, "/"), http.Header{"Traceparent": {tp}})
 	tg.get(t, tg.url("nope."+testDomain, "/"), nil)
 	select {
 	case o := <-got:
-		if o != (obs{"app", "GET", 200, tp}) {
-			t.Fatalf("observed %+v", o)
+		h, _ := up.lastRequest()
+		if tr := res.header.Get("Traceresponse"); o.tp != tr {
+			t.Errorf("traceresponse %q, want the gateway's span %q", tr, o.tp)
+		}
+		if o != (obs{"app", "GET", 200, "00f067aa0ba902b7", h.Get("traceparent"), int64(len("app"))}) {
+			t.Fatalf("observed %+v, the app got traceparent %q", o, h.Get("traceparent"))
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the request was not observed")

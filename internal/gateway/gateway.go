@@ -67,9 +67,10 @@ type Config struct {
 	// Limits are the request hygiene rules (hygiene.go).
 	Limits Limits
 	// Observe, when set, is told of every request to an app the gateway
-	// answered, on either listener: the RED metrics. traceparent is the
-	// request's trace context (the gateway starts one when it has none).
-	Observe func(app, method string, status int, d time.Duration, traceparent string)
+	// answered, on either listener, refused ones included: the access
+	// log, the RED metrics and the gateway's span (observe.go). It must
+	// not keep r or s after it returns.
+	Observe func(r *http.Request, s *Served)
 
 	// The internal listener (internal.go): InternalAddr "" turns it off;
 	// InternalTLS must require and verify client certificates; only

@@ -68,6 +68,9 @@ func (g *Gateway) serveInternal(w http.ResponseWriter, r *http.Request, wg Workl
 	rw := getWriter(w)
 	defer putWriter(rw)
 	rt := g.routes.get(app)
+	if rt != nil && !strings.HasPrefix(r.URL.Path, "/.noops/") {
+		rw.span, rw.parent = startSpan(r.Header)
+	}
 	switch {
 	case g.cfg.InternalPlatform != nil && strings.HasPrefix(r.URL.Path, "/.noops/"):
 		rw.backend = "platform"
@@ -80,7 +83,7 @@ func (g *Gateway) serveInternal(w http.ResponseWriter, r *http.Request, wg Workl
 	default:
 		g.serveApp(rw, r, rt, id, start)
 	}
-	g.observe(rt, r, rw.status, start)
+	g.observe(rt, r, rw, start)
 	if g.log.Enabled(r.Context(), debugLevel) {
 		g.log.Log(r.Context(), debugLevel, "internal request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
 			"status", rw.status, "backend", rw.backend, "duration", time.Since(start), "request_id", id)

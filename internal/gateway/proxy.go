@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"noops/internal/observe/trace"
 	"sync"
 	"time"
 )
@@ -37,6 +38,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rw := getWriter(w)
 	defer putWriter(rw)
+	if rt != nil {
+		rw.span, rw.parent = startSpan(r.Header)
+		rw.Header()["Traceresponse"] = []string{rw.span.String()}
+	}
 	switch {
 	case rt == nil:
 		g.page(rw, r, notFoundPage(r.Host, g.cfg.Domain, id))
@@ -48,7 +53,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.serveApp(rw, r, rt, id, start)
 	}
-	g.observe(rt, r, rw.status, start)
+	g.observe(rt, r, rw, start)
 	if g.log.Enabled(r.Context(), debugLevel) {
 		g.log.Log(r.Context(), debugLevel, "request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
 			"status", rw.status, "backend", rw.backend, "duration", time.Since(start), "request_id", id,
@@ -227,8 +232,11 @@ type respWriter struct {
 	wroteHeader bool
 	err         error
 	backend     string
-	held        bool      // the request waited for a cold start
-	firstByte   time.Time // when a held request's response began
+	held        bool         // the request waited for a cold start
+	firstByte   time.Time    // when a held request's response began
+	written     int64        // body bytes written
+	span        trace.Parent // the gateway's span of the request (observe.go)
+	parent      [8]byte      // the caller's span; zero when the gateway began the trace
 }
 
 var writers = sync.Pool{New: func() any { return new(respWriter) }}
@@ -261,7 +269,9 @@ func (w *respWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.status, w.wroteHeader = http.StatusOK, true
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 // Flush lets streamed responses (server-sent events) through at once.
@@ -301,16 +311,4 @@ func (p *bufferPool) Put(b []byte) {
 	case p.c <- b[:copyBufferSize]:
 	default:
 	}
-}
-
-// observe reports a request to a known app to the RED metrics.
-func (g *Gateway) observe(rt *route, r *http.Request, status int, start time.Time) {
-	if g.cfg.Observe == nil || rt == nil {
-		return
-	}
-	var tp string
-	if v := r.Header["Traceparent"]; len(v) == 1 {
-		tp = v[0]
-	}
-	g.cfg.Observe(rt.app, r.Method, status, time.Since(start), tp)
 }

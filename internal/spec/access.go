@@ -203,6 +203,9 @@ type Config struct {
 	Triggers []Trigger `json:"triggers,omitempty"`
 	Function Function  `json:"function"`
 	Events   Events    `json:"events"`
+	// Monitors and Alerts (observe.go).
+	Monitors []Monitor `json:"monitors,omitempty"`
+	Alerts   []Alert   `json:"alerts,omitempty"`
 }
 
 // FunctionOrDefault returns the release's function settings with the
@@ -223,5 +226,6 @@ func ConfigOf(m *Manifest, policySource string) Config {
 	sort.Strings(eg)
 	return Config{Run: m.Run, Access: m.Access, Egress: eg, PolicySource: policySource, WAF: m.WAF,
 		RateLimits: append([]RateLimit(nil), m.RateLimits...), Triggers: append([]Trigger(nil), m.Triggers...),
-		Function: m.Function, Events: Events{Publish: append([]string(nil), m.Events.Publish...)}}
+		Function: m.Function, Events: Events{Publish: append([]string(nil), m.Events.Publish...)},
+		Monitors: append([]Monitor(nil), m.Monitors...), Alerts: append([]Alert(nil), m.Alerts...)}
 }

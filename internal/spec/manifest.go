@@ -51,6 +51,10 @@ type Manifest struct {
 	Triggers []Trigger `yaml:"triggers" json:"triggers,omitempty"`
 	Function Function  `yaml:"function" json:"function"`
 	Events   Events    `yaml:"events" json:"events"`
+	// Monitors are uptime checks besides the health path's; Alerts the
+	// rules that notify. See observe.go.
+	Monitors []Monitor `yaml:"monitors" json:"monitors,omitempty"`
+	Alerts   []Alert   `yaml:"alerts" json:"alerts,omitempty"`
 }
 
 // Build configures the build.
@@ -238,6 +242,8 @@ func (m *Manifest) Validate() error {
 	errs = append(errs, validateTriggers(m.Triggers)...)
 	errs = append(errs, m.Function.validate()...)
 	errs = append(errs, m.Events.validate()...)
+	errs = append(errs, validateMonitors(m.Monitors)...)
+	errs = append(errs, validateAlerts(m.Alerts, m.Monitors)...)
 	if len(errs) > 0 {
 		return errkind.Errorf(errkind.Invalid, "%s: %s", FileName, strings.Join(errs, "; "))
 	}

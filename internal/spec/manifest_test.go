@@ -102,6 +102,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("build: { env: { A: b } }"))
 	f.Add([]byte("run: { workers: 0, replicas: 2 }"))
 	f.Add([]byte("run: { scale: { min: 0, max: 3, concurrency: 10, idle: 30s, window: 6s } }"))
+	f.Add([]byte("monitors: [{ name: a, path: /x }]\nalerts: [{ name: e, metric: up, for: 1m }]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err != nil {

@@ -300,8 +300,8 @@ func parseUser(u string) (uint32, uint32) {
 }
 
 // sandboxEnv layers the image's env (with the process's own), the
-// manifest's run.env, the release's config vars, then PORT, NOOPS_APP and
-// NOOPS_RELEASE, later ones winning.
+// manifest's run.env, the release's config vars, then PORT, NOOPS_APP,
+// NOOPS_RELEASE and the OpenTelemetry resource, later ones winning.
 func sandboxEnv(image []string, run spec.Run, rel store.Release) []string {
 	env := map[string]string{}
 	var order []string
@@ -323,6 +323,16 @@ func sandboxEnv(image []string, run spec.Run, rel store.Release) []string {
 	put("PORT", strconv.Itoa(run.Port))
 	put("NOOPS_APP", rel.App)
 	put("NOOPS_RELEASE", strconv.Itoa(rel.Number))
+	// OpenTelemetry SDKs name the service after the app and tag it with
+	// the release, unless the app says otherwise.
+	if _, ok := env["OTEL_SERVICE_NAME"]; !ok {
+		put("OTEL_SERVICE_NAME", rel.App)
+	}
+	attrs := "noops.app=" + rel.App + ",noops.release=" + strconv.Itoa(rel.Number)
+	if v := env["OTEL_RESOURCE_ATTRIBUTES"]; v != "" {
+		attrs += "," + v
+	}
+	put("OTEL_RESOURCE_ATTRIBUTES", attrs)
 	out := make([]string, len(order))
 	for i, k := range order {
 		out[i] = k + "=" + env[k]

@@ -10,6 +10,12 @@ import (
 	"noops/internal/store"
 )
 
+// The OpenTelemetry variables sandboxEnv adds for app web, release 3.
+const (
+	otelName  = "OTEL_SERVICE_NAME=web"
+	otelAttrs = "OTEL_RESOURCE_ATTRIBUTES=noops.app=web,noops.release=3"
+)
+
 func TestSandboxEnv(t *testing.T) {
 	t.Parallel()
 	rel := store.Release{App: "web", Number: 3}
@@ -22,48 +28,53 @@ func TestSandboxEnv(t *testing.T) {
 	}{
 		{
 			name: "platform vars only",
-			want: []string{"PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want: []string{"PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 		{
 			name:  "image env first, in image order",
 			image: []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"},
-			want:  []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:  []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 		{
 			name:   "run.env overrides image env in place",
 			image:  []string{"PATH=/bin", "MODE=image"},
 			runEnv: map[string]string{"MODE": "run", "A": "1"},
-			want:   []string{"PATH=/bin", "MODE=run", "A=1", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:   []string{"PATH=/bin", "MODE=run", "A=1", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 		{
 			name:   "release env overrides run.env and image env",
 			image:  []string{"MODE=image"},
 			runEnv: map[string]string{"MODE": "run", "B": "run"},
 			relEnv: map[string]string{"MODE": "release", "C": "release"},
-			want:   []string{"MODE=release", "B=run", "C=release", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:   []string{"MODE=release", "B=run", "C=release", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 		{
 			name:   "platform vars win over everything",
 			image:  []string{"PORT=1", "NOOPS_APP=image"},
 			runEnv: map[string]string{"PORT": "2", "NOOPS_RELEASE": "run"},
 			relEnv: map[string]string{"PORT": "3", "NOOPS_APP": "release", "NOOPS_RELEASE": "99"},
-			want:   []string{"PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:   []string{"PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 		{
 			name:   "map keys in sorted order",
 			runEnv: map[string]string{"Z": "z", "M": "m", "A": "a", "Q": "q", "B": "b"},
 			relEnv: map[string]string{"Y": "y", "C": "c"},
-			want:   []string{"A=a", "B=b", "M=m", "Q=q", "Z=z", "C=c", "Y=y", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:   []string{"A=a", "B=b", "M=m", "Q=q", "Z=z", "C=c", "Y=y", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 		{
 			name:  "image entry without value",
 			image: []string{"FLAG"},
-			want:  []string{"FLAG=", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:  []string{"FLAG=", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
+		},
+		{
+			name:   "the app names its own service and adds attributes",
+			runEnv: map[string]string{"OTEL_SERVICE_NAME": "shop-api", "OTEL_RESOURCE_ATTRIBUTES": "team=a"},
+			want:   []string{"OTEL_RESOURCE_ATTRIBUTES=" + otelAttrs[len("OTEL_RESOURCE_ATTRIBUTES="):] + ",team=a", "OTEL_SERVICE_NAME=shop-api", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
 		},
 		{
 			name:  "value holding '='",
 			image: []string{"OPTS=a=b=c"},
-			want:  []string{"OPTS=a=b=c", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3"},
+			want:  []string{"OPTS=a=b=c", "PORT=8080", "NOOPS_APP=web", "NOOPS_RELEASE=3", otelName, otelAttrs},
 		},
 	}
 	for _, tc := range tests {

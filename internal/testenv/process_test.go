@@ -40,8 +40,8 @@ func byProcess(t *testing.T, e *Env, app string) (web, worker []apitype.Sandbox)
 func logsContain(t *testing.T, e *Env, app, want string) bool {
 	t.Helper()
 	found := false
-	err := e.Client.Logs(context.Background(), app, 500, false, func(line []byte) error {
-		found = found || strings.Contains(string(line), want)
+	err := e.Client.Logs(context.Background(), app, apitype.LogQuery{Lines: 500}, func(l apitype.LogLine) error {
+		found = found || strings.Contains(l.Line, want)
 		return nil
 	})
 	if err != nil {

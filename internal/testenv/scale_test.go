@@ -93,7 +93,7 @@ func TestScaleToZero(t *testing.T) {
 	if sc.Desired < 1 || !sc.Autoscaled || sc.Scale == nil || sc.Scale.Max != 3 || sc.ColdStarts.Count < 1 || sc.ColdStarts.Count > n || sc.ColdStarts.P50Ms <= 0 {
 		t.Errorf("scaling after the burst = %+v, want at least one replica, autoscaled (max 3), 1 to %d cold starts", sc, n)
 	}
-	prom, err := e.Client.Metrics(ctx)
+	prom, err := e.Client.Metrics(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}

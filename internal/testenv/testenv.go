@@ -49,6 +49,9 @@ type Options struct {
 	StartTimeout  time.Duration // per-sandbox health deadline (default 20s)
 	DeviceCertTTL time.Duration // device certificates' lifetime (default the platform's)
 	WorkloadTTL   time.Duration // workload SVIDs' lifetime (default the platform's)
+	// Configure, when set, changes the platform's configuration before it
+	// starts (telemetry intervals, notification sinks, …).
+	Configure func(*app.Config)
 }
 
 var (
@@ -127,6 +130,9 @@ func Start(t *testing.T, opts Options) *Env {
 	cfg := config(t, data, testWriter{t, ended}, opts.StartTimeout)
 	cfg.DeviceCertTTL = opts.DeviceCertTTL
 	cfg.WorkloadTTL = opts.WorkloadTTL
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
 	e := &Env{Data: data, Domain: cfg.Domain, cfg: cfg}
 	e.start(t)
 	cfg.HTTPS = e.HTTPS // a restart keeps the port
@@ -160,7 +166,8 @@ func config(t testing.TB, data string, log io.Writer, startTimeout time.Duration
 		HTTP:         "off",
 		Subnet:       fmt.Sprintf("10.%d.%d.0/24", 200+rand.IntN(50), n),
 		BuildSubnet:  fmt.Sprintf("10.%d.%d.0/24", 150+rand.IntN(50), n),
-		StackDebs:    filepath.Join(os.TempDir(), "noops-test-debs"), // downloaded once per machine
+		StackDebs:    filepath.Join(os.TempDir(), "noops-test-debs"),       // downloaded once per machine
+		BuildCache:   filepath.Join(os.TempDir(), "noops-test-buildcache"), // Go compiles each package once per machine
 		Bridge:       fmt.Sprintf("nt%d%d", os.Getpid()%10000, n),
 		Shim:         []string{Binary(t), "shim"},
 		Logger:       slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo})),

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"noops/internal/apitype"
 	"noops/internal/control"
 	"noops/internal/errkind"
 	"noops/internal/observe/metrics"
@@ -288,23 +289,33 @@ func (p *Plane) SetEnv(ctx context.Context, app string, set map[string]string, u
 
 func (p *Plane) URL(app string) string { return "https://" + app + ".noops.test/" }
 
-// Logs serves fixed log lines per app and records how it was asked.
+// Logs serves fixed log lines per app, as stdout lines a second apart
+// from Start, and records how it was asked.
 type Logs struct {
 	mu    sync.Mutex
-	Lines map[string][]string // app → JSON lines, set before serving
+	Lines map[string][]string // app → lines of text, set before serving
 	asked []string            // "APP LINES FOLLOW"
 }
 
-func (l *Logs) Tail(ctx context.Context, app string, lines int, follow bool, w func(line []byte) error) error {
+// LogStart is the time of the first line Logs serves.
+var LogStart = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+
+func (l *Logs) Logs(ctx context.Context, app string, q apitype.LogQuery, emit func(apitype.LogLine) error) error {
 	l.mu.Lock()
-	l.asked = append(l.asked, fmt.Sprintf("%s %d %v", app, lines, follow))
-	all := l.Lines[app]
-	l.mu.Unlock()
-	if lines < len(all) {
-		all = all[len(all)-lines:]
+	l.asked = append(l.asked, fmt.Sprintf("%s %d %v", app, q.Lines, q.Follow))
+	var all []apitype.LogLine
+	for i, s := range l.Lines[app] {
+		t := LogStart.Add(time.Duration(i) * time.Second)
+		if strings.Contains(s, q.Grep) && (q.From.IsZero() || !t.Before(q.From)) && (q.To.IsZero() || t.Before(q.To)) {
+			all = append(all, apitype.LogLine{Time: t, App: app, Stream: "stdout", Sandbox: app + "-1-0", Line: s})
+		}
 	}
-	for _, s := range all {
-		if err := w([]byte(s)); err != nil {
+	l.mu.Unlock()
+	if q.Lines >= 0 && q.Lines < len(all) {
+		all = all[len(all)-q.Lines:]
+	}
+	for _, line := range all {
+		if err := emit(line); err != nil {
 			return err
 		}
 	}

@@ -106,7 +106,8 @@ func (e *env) demo(ctx context.Context, https, http string, examples []string) e
 	}
 	first := live[0]
 	fmt.Fprintf(e.stdout, "  try:   curl --cacert %s %s\n", caFile, first.URL)
-	fmt.Fprintf(e.stdout, "  more:  noops --data %s ps %s | logs %s | releases %s | sbom %s\n", e.data, first.Release.App, first.Release.App, first.Release.App, first.Release.App)
+	fmt.Fprintf(e.stdout, "  more:  noops --data %s ps %s | logs %s | metrics %s | releases %s | sbom %s | monitors | alerts\n", e.data,
+		first.Release.App, first.Release.App, first.Release.App, first.Release.App, first.Release.App)
 	fmt.Fprintf(e.stdout, "  stop:  noops --data %s demo --stop\n", e.data)
 	return nil
 }

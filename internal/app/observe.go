@@ -154,7 +154,7 @@ func (a *App) sandboxUsage(ctx context.Context) []metrics.SandboxUsage {
 func (a *App) observed(r *http.Request, s *gateway.Served) {
 	tid := hex.EncodeToString(s.Span.TraceID[:])
 	sid := hex.EncodeToString(s.Span.SpanID[:])
-	a.metrics.Request(s.App, r.Method, s.Status, s.Duration, tid)
+	a.metrics.Request(s.App, r.Method, r.URL.Path, s.Status, s.Duration, tid)
 	user := firstHeader(r.Header, access.HeaderUser)
 	if user == "" {
 		if w := firstHeader(r.Header, access.HeaderWorkload); w != "" {

@@ -24,6 +24,7 @@ type Metrics struct {
 	reg        *prometheus.Registry
 	coldStarts *prometheus.HistogramVec
 	requests   *prometheus.HistogramVec // red.go
+	routes     routes                   // route.go
 	events     eventMetrics             // events.go
 
 	mu     sync.Mutex
@@ -43,6 +44,7 @@ func New() *Metrics {
 			Buckets:   []float64{.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"app"}),
 		requests: newRequestDuration(),
+		routes:   routes{app: map[string]map[string]struct{}{}},
 		events:   newEventMetrics(),
 		recent:   map[string]*ring{},
 		counts:   map[string]uint64{},
@@ -95,6 +97,7 @@ func (m *Metrics) ColdStarts(app string) ColdStartStats {
 func (m *Metrics) Forget(app string) {
 	m.coldStarts.DeleteLabelValues(app)
 	m.requests.DeletePartialMatch(prometheus.Labels{"app": app})
+	m.routes.forget(app)
 	m.events.deliveries.DeletePartialMatch(prometheus.Labels{"app": app})
 	m.mu.Lock()
 	delete(m.recent, app)

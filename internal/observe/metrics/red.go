@@ -22,7 +22,7 @@ func newRequestDuration() *prometheus.HistogramVec {
 		Name:    "http_server_request_duration_seconds",
 		Help:    "Duration of HTTP server requests through the gateway, from arrival to the end of the response (OpenTelemetry http.server.request.duration).",
 		Buckets: durationBuckets,
-	}, []string{"app", "http_request_method", "http_response_status_code"})
+	}, []string{"app", "http_request_method", "http_route", "http_response_status_code"})
 }
 
 // knownMethods are kept as they are; any other method is "_OTHER", as the
@@ -40,9 +40,9 @@ func init() {
 }
 
 // Request records one request to an app that the gateway answered:
-// method, status, how long it took, and its trace ID in hex (the
-// exemplar; "" for none).
-func (m *Metrics) Request(app, method string, status int, d time.Duration, traceID string) {
+// method, path (its route template is a label: route.go), status, how
+// long it took, and its trace ID in hex (the exemplar; "" for none).
+func (m *Metrics) Request(app, method, path string, status int, d time.Duration, traceID string) {
 	meth, ok := knownMethods[method]
 	if !ok {
 		meth = "_OTHER"
@@ -51,7 +51,7 @@ func (m *Metrics) Request(app, method string, status int, d time.Duration, trace
 	if status > 0 && status < len(statusText) {
 		code = statusText[status]
 	}
-	o := m.requests.WithLabelValues(app, meth, code)
+	o := m.requests.WithLabelValues(app, meth, m.routes.of(app, path), code)
 	if traceID != "" {
 		o.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
 		return

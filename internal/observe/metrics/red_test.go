@@ -27,14 +27,14 @@ func scrape(t *testing.T, m *Metrics, accept string) string {
 func TestRequestMetrics(t *testing.T) {
 	m := New()
 	const tp = "4bf92f3577b34da6a3ce929d0e0e4736"
-	m.Request("shop", "GET", 200, 30*time.Millisecond, tp)
-	m.Request("shop", "BREW", 501, time.Millisecond, "")
+	m.Request("shop", "GET", "/orders/42", 200, 30*time.Millisecond, tp)
+	m.Request("shop", "BREW", "/", 501, time.Millisecond, "")
 	m.ColdStart("shop", 3*time.Millisecond)
 
 	text := scrape(t, m, "")
 	for _, want := range []string{
-		`http_server_request_duration_seconds_bucket{app="shop",http_request_method="GET",http_response_status_code="200",le="0.05"} 1`,
-		`http_server_request_duration_seconds_count{app="shop",http_request_method="_OTHER",http_response_status_code="501"} 1`,
+		`http_server_request_duration_seconds_bucket{app="shop",http_request_method="GET",http_response_status_code="200",http_route="/orders/{id}",le="0.05"} 1`,
+		`http_server_request_duration_seconds_count{app="shop",http_request_method="_OTHER",http_response_status_code="501",http_route="/"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the scrape lacks %s", want)

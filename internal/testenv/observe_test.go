@@ -295,6 +295,29 @@ func TestObservability(t *testing.T) {
 		}
 	})
 
+	t.Run("noops logs -f follows new lines", func(t *testing.T) {
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		want := trace.New()
+		seen := make(chan struct{})
+		go func() {
+			_ = e.Client.Logs(fctx, "hello", apitype.LogQuery{Lines: 0, Follow: true, Streams: []string{"access"}}, func(l apitype.LogLine) error {
+				if l.TraceID == want.TraceIDString() {
+					close(seen)
+					return context.Canceled
+				}
+				return nil
+			})
+		}()
+		time.Sleep(500 * time.Millisecond) // the follower is listening
+		e.do(t, http.MethodGet, "hello", "/?from=follow", "", http.Header{"Traceparent": {want.String()}})
+		select {
+		case <-seen:
+		case <-fctx.Done():
+			t.Fatal("logs -f did not show the new request's access line")
+		}
+	})
+
 	t.Run("noops logs greps the app's own output", func(t *testing.T) {
 		var n int
 		err := e.Client.Logs(ctx, "hello", apitype.LogQuery{Lines: -1, Grep: "listening", Streams: []string{"stderr", "stdout"}}, func(apitype.LogLine) error {

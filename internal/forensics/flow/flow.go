@@ -137,3 +137,51 @@ func (w Warning) String() string {
 	}
 	return w.Message
 }
+
+// Object is a file a protocol extractor found: a download over FTP, an
+// HTTP body, a mail attachment, a TFTP transfer.
+type Object struct {
+	Protocol string // "ftp", "http", "smtp", "tftp"
+	// Name is the file's name as the protocol gave it (RETR argument, the
+	// 150 reply, Content-Disposition, the URL's last segment, the
+	// attachment's filename): untrusted, the caller sanitizes it.
+	Name string
+	// NameFrom says where Name came from ("RETR", "150 reply", "STOR",
+	// "URL", "Content-Disposition", …); "" when the extractor made one up.
+	NameFrom string
+	Data     io.ReaderAt
+	Size     int64
+	// Flow is the connection (or datagram flow) that carried the bytes;
+	// Control the FTP control connection that announced it, if any.
+	Flow, Control FlowRef
+	Frames        Frames
+	Ranges        []Range // the byte ranges of Flow's data direction that make the object
+	Gaps          []Range // ranges of the object (its own offsets) that were not captured
+	ExpectedSize  int64   // the size the protocol announced (150/213 reply, Content-Length), -1 when unknown
+	Complete      bool    // the protocol said the transfer finished (226, a final chunk, the last TFTP block)
+	Notes         []string
+	Decoded       []string // transformations already applied: "chunked", "gzip", "base64" (mail), "REST 1024 stitched"
+	ContentType   string
+	close         func() error
+}
+
+// FlowRef names a flow in the evidence: its endpoints and, for TCP, the
+// connection's ID.
+type FlowRef struct {
+	Proto    string // "tcp" or "udp"
+	Src, Dst Endpoint
+	Conn     int
+}
+
+// SetClose sets what Close releases.
+func (o *Object) SetClose(f func() error) { o.close = f }
+
+// Close releases the object's storage.
+func (o *Object) Close() error {
+	if o.close == nil {
+		return nil
+	}
+	c := o.close
+	o.close = nil
+	return c()
+}

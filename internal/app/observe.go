@@ -21,6 +21,7 @@ import (
 	"noops/internal/observe/otlp"
 	"noops/internal/observe/tracestore"
 	"noops/internal/runtime"
+	"noops/internal/store"
 	"noops/internal/supervisor"
 )
 
@@ -273,4 +274,24 @@ func otelEnv(endpoint string) []string {
 		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=" + dir + "/" + workload.FileCert,
 		"OTEL_EXPORTER_OTLP_CLIENT_KEY=" + dir + "/" + workload.FileKey,
 	}
+}
+
+// eventLog is the store, with every platform event (crash loops, OOM
+// kills, scaling, deploy markers, bans, monitor changes) also written to
+// the log store as a "platform" line of its app, so that `noops logs APP`
+// tells the whole story in order.
+type eventLog struct {
+	store.Store
+	a *App
+}
+
+func (s eventLog) AppendEvent(ctx context.Context, e store.Event) (store.Event, error) {
+	out, err := s.Store.AppendEvent(ctx, e)
+	if err == nil && s.a.logs != nil {
+		if lerr := s.a.logs.Append(logstore.Record{Time: out.Time, App: out.App, Stream: logstore.StreamPlatform,
+			Line: out.Kind + ": " + out.Message}); lerr != nil {
+			s.a.log.Debug("platform event not logged", "kind", out.Kind, "err", lerr)
+		}
+	}
+	return out, err
 }

@@ -327,6 +327,14 @@ func TestObservability(t *testing.T) {
 		if err != nil || n == 0 {
 			t.Errorf("logs --grep listening: %d lines, %v; want hello's start-up line", n, err)
 		}
+		var platform []string
+		err = e.Client.Logs(ctx, "hello", apitype.LogQuery{Lines: -1, Streams: []string{"platform"}}, func(l apitype.LogLine) error {
+			platform = append(platform, l.Line)
+			return nil
+		})
+		if all := strings.Join(platform, "\n"); err != nil || !strings.Contains(all, "deploy: release 1 is live") || !strings.Contains(all, "monitor app:hello is down") {
+			t.Errorf("platform lines of hello: %q, %v; want the deploy and the monitor's change", platform, err)
+		}
 	})
 }
 

@@ -246,10 +246,13 @@ func (p *Plane) Scale(ctx context.Context, app string, n int) error {
 		return err
 	}
 	defer done()
+	// The marker goes first: sandboxes stop (or start) from now on, and an
+	// alert they cause must find it.
+	p.mark(ctx, app, store.KindScale, fmt.Sprintf("scaled by hand from %d to %d replicas", a.Replicas, n))
 	if err := p.super.Scale(ctx, app, n); err != nil {
+		p.mark(ctx, app, store.KindScale, fmt.Sprintf("scaling to %d replicas failed: %v", n, err))
 		return err
 	}
-	p.mark(ctx, app, store.KindScale, fmt.Sprintf("scaled by hand from %d to %d replicas", a.Replicas, n))
 	return nil
 }
 

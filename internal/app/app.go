@@ -293,7 +293,7 @@ func (a *App) startStore(context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.store = db
+	a.store = eventLog{Store: db, a: a}
 	a.started1("store", func(context.Context) error { return db.Close() })
 	return nil
 }

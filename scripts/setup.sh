@@ -14,6 +14,10 @@ command -v git >/dev/null 2>&1 || need+=(git)
 # The browser tests drive headless Chromium (Debian's package is chromium;
 # some distributions call the program chromium-browser).
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then need+=(chromium); fi
+# The pcap tests record real FTP transfers: vsftpd (run by the tests with
+# their own configuration on loopback, never as a service) and tcpdump.
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
 # Benchmarks compare against these peers.
 if [ "${NOOPS_SETUP_BENCH:-0}" = 1 ]; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
@@ -22,6 +26,7 @@ if [ "${NOOPS_SETUP_BENCH:-0}" = 1 ]; then
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   command -v jq >/dev/null 2>&1 || need+=(jq)
   command -v podman >/dev/null 2>&1 || need+=(podman)
+  command -v tshark >/dev/null 2>&1 || need+=(tshark)
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
@@ -47,4 +52,14 @@ fi
 echo "setup: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
+# Installing vsftpd must not start an FTP server on port 21: tell
+# invoke-rc.d (and deb-systemd-invoke) to start no service meanwhile.
+policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
+fi
 apt-get install -y -q --no-install-recommends "${need[@]}"
+if [ -n "$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled vsftpd >/dev/null 2>&1; then
+  systemctl disable --now vsftpd >/dev/null 2>&1 || true
+fi

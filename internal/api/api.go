@@ -70,6 +70,9 @@ type Config struct {
 	// Observe serves metrics history, traces, monitors and alerts; nil
 	// serves none of them.
 	Observe Observe
+	// Capture records a sandbox of app (sandbox, or a healthy one) into w
+	// as pcapng for d or maxBytes; nil serves no captures.
+	Capture func(ctx context.Context, app, sandbox string, d time.Duration, maxBytes int64, w io.Writer) error
 	Status  func() apitype.Status
 	CARoot  func() []byte
 	// Registry says how to reach the registry endpoint; nil when the
@@ -143,6 +146,9 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.Observe != nil {
 		s.observeRoutes(handle)
+	}
+	if cfg.Capture != nil {
+		handle("POST /v1/apps/{app}/capture", s.capture)
 	}
 	if cfg.Metrics != nil {
 		handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error { cfg.Metrics.ServeHTTP(w, r); return nil })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -255,4 +256,37 @@ func jsonLine(v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// Capture limits.
+const (
+	maxCapture      = 10 * time.Minute
+	maxCaptureBytes = 4 << 30
+)
+
+// capture streams a sandbox's traffic as pcapng. It is a POST, so it is
+// audited: a capture holds whatever the app exchanged.
+func (s *server) capture(w http.ResponseWriter, r *http.Request) error {
+	d, err := durationParam(r, "duration", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	if d <= 0 || d > maxCapture {
+		return errkind.Errorf(errkind.Invalid, "duration %s: a capture lasts between 1s and %s", d, maxCapture)
+	}
+	maxBytes := int64(256 << 20)
+	if v := r.URL.Query().Get("max_bytes"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 || n > maxCaptureBytes {
+			return errkind.Errorf(errkind.Invalid, "max_bytes=%q: give a number of bytes up to %d", v, int64(maxCaptureBytes))
+		}
+		maxBytes = n
+	}
+	app := r.PathValue("app")
+	if _, err := s.cfg.Plane.App(r.Context(), app); err != nil {
+		return err
+	}
+	setDetail(r, "capture of "+d.String())
+	w.Header().Set("Content-Type", "application/x-pcapng")
+	return s.cfg.Capture(r.Context(), app, r.URL.Query().Get("sandbox"), d, maxBytes, w)
 }

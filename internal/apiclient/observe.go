@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -142,5 +143,42 @@ func (c *Client) Alerts(ctx context.Context) ([]apitype.Alert, error) {
 func setTime(v url.Values, name string, t time.Time) {
 	if !t.IsZero() {
 		v.Set(name, t.UTC().Format(time.RFC3339Nano))
+	}
+}
+
+// Capture records a sandbox of app (sandbox, or a healthy one) for d and
+// copies the pcapng into w, calling progress with the bytes so far.
+func (c *Client) Capture(ctx context.Context, app, sandbox string, d time.Duration, maxBytes int64, w io.Writer, progress func(int64)) (int64, error) {
+	v := url.Values{"duration": {d.String()}}
+	if sandbox != "" {
+		v.Set("sandbox", sandbox)
+	}
+	if maxBytes > 0 {
+		v.Set("max_bytes", strconv.FormatInt(maxBytes, 10))
+	}
+	resp, err := c.do(ctx, http.MethodPost, appPath(app, "/capture?"+v.Encode()), nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var n int64
+	buf := make([]byte, 64<<10)
+	for {
+		m, rerr := resp.Body.Read(buf)
+		if m > 0 {
+			if _, err := w.Write(buf[:m]); err != nil {
+				return n, fmt.Errorf("writing the capture: %w", err)
+			}
+			n += int64(m)
+			if progress != nil {
+				progress(n)
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("receiving the capture: %w", rerr)
+		}
 	}
 }

@@ -521,7 +521,7 @@ func (a *App) startAPI(context.Context) error {
 		ln.Close()
 		return fmt.Errorf("restricting %s: %w", sock, err)
 	}
-	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: observeAPI{a}, Observe: observeAPI{a},
+	cfg := api.Config{Plane: a.plane, Audit: a.store, Events: a.store, Logs: observeAPI{a}, Observe: observeAPI{a}, Capture: a.capture,
 		Status: a.status, CARoot: a.ca.RootPEM, Registry: a.registryInfo, Metrics: a.metrics.Handler(), Logger: a.log, Identity: a.identity,
 		Bans: a.bans, Bus: a.bus}
 	h := api.Handler(cfg)

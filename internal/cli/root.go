@@ -142,7 +142,7 @@ func newRoot(e *env) *cobra.Command {
 		newPs(e), newScale(e), newLogs(e), newEnv(e), newCA(e), newAudit(e), newShim(), newVersion(e), newMetrics(e), newEvents(e), newLoad(e),
 		newStack(e), newRebase(e), newSBOM(e), newGC(e), newRegistry(e),
 		newUsers(e), newLogin(e), newWhoAmI(e), newDevices(e), newPolicy(e), newBans(e), newFunctions(e),
-		newMonitors(e), newAlerts(e), newTrace(e),
+		newMonitors(e), newAlerts(e), newTrace(e), newCapture(e),
 	)
 	return root
 }

@@ -55,6 +55,14 @@ fuzz:
 	$(GO) test ./internal/observe/alert -run '^$$' -fuzz FuzzRule -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/anomaly -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./internal/notify -run '^$$' -fuzz FuzzAlertBodies -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/pcap -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/pcap -run '^$$' -fuzz FuzzDecodeEthernet -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/stream -run '^$$' -fuzz FuzzAssembler -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/unpack -run '^$$' -fuzz FuzzWalk -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/proto/ftp -run '^$$' -fuzz FuzzFTPControl -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/proto/httpx -run '^$$' -fuzz FuzzHTTP -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/proto/smtp -run '^$$' -fuzz FuzzSMTP -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics/proto/tftp -run '^$$' -fuzz FuzzTFTP -fuzztime $(FUZZTIME)
 
 bench: build
 	./bench/run.sh

@@ -35,6 +35,7 @@ type watch struct {
 	mu       sync.Mutex
 	monitors map[string][]monitor.Spec // by app
 	rules    map[string][]alert.Rule   // by app
+	live     map[string]bool           // apps the gateway routes: their monitors run
 	runner   *monitor.Runner
 	engine   *alert.Engine
 }
@@ -47,7 +48,7 @@ const HeaderMonitor = "X-Noops-Monitor"
 func newWatch(a *App) *watch {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	return &watch{a: a, token: hex.EncodeToString(b), monitors: map[string][]monitor.Spec{}, rules: map[string][]alert.Rule{}}
+	return &watch{a: a, token: hex.EncodeToString(b), monitors: map[string][]monitor.Spec{}, rules: map[string][]alert.Rule{}, live: map[string]bool{}}
 }
 
 // SetRelease derives app's monitors and rules from rel.
@@ -73,6 +74,7 @@ func (w *watch) RemoveApp(app string) {
 	w.mu.Lock()
 	delete(w.monitors, app)
 	delete(w.rules, app)
+	delete(w.live, app)
 	w.mu.Unlock()
 	if err := w.apply(); err != nil {
 		w.a.log.Warn("updating monitors after removing an app", "app", app, "err", err)
@@ -165,13 +167,20 @@ func (w *watch) derive(app string, cfg spec.Config) ([]monitor.Spec, []alert.Rul
 var anomalyText = map[string]string{"rate": "request rate", "errors": "error ratio", "latency": "p95 latency"}
 
 // apply hands the whole set to the runner and the engine, once started.
+// An app's monitors run once the gateway routes it: a new app's first
+// release is not down while it starts.
 func (w *watch) apply() error {
 	w.mu.Lock()
 	runner, engine := w.runner, w.engine
 	var mons []monitor.Spec
 	var rules []alert.Rule
 	for _, app := range sortedApps(w.monitors) {
-		mons = append(mons, w.monitors[app]...)
+		if !w.live[app] && w.a.gateway != nil && w.a.gateway.HasHost(app+"."+w.a.cfg.Domain) {
+			w.live[app] = true
+		}
+		if w.live[app] {
+			mons = append(mons, w.monitors[app]...)
+		}
 	}
 	for _, app := range sortedApps(w.rules) {
 		rules = append(rules, w.rules[app]...)
@@ -238,11 +247,42 @@ func (a *App) startWatch(ctx context.Context) error {
 		return err
 	}
 	a.started1("monitors", runner.Stop)
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); w.waitLive(lctx, time.Second) }()
+	a.started1("monitor activation", func(context.Context) error { cancel(); <-done; return nil })
 	if err := engine.Start(ctx); err != nil {
 		return err
 	}
 	a.started1("alerts", engine.Stop)
 	return nil
+}
+
+// waitLive applies the monitors of apps that became routed since, every
+// tick, until ctx ends.
+func (w *watch) waitLive(ctx context.Context, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		pending := false
+		for app := range w.monitors {
+			if !w.live[app] && w.a.gateway.HasHost(app+"."+w.a.cfg.Domain) {
+				pending = true
+			}
+		}
+		w.mu.Unlock()
+		if pending {
+			if err := w.apply(); err != nil {
+				w.a.log.Warn("starting the monitors of a new app", "err", err)
+			}
+		}
+	}
 }
 
 // monitorChanged records a monitor's state change as a platform event

@@ -73,6 +73,19 @@ func (r *alertReceiver) find(rule, status string) (alertPayload, bool) {
 	return alertPayload{}, false
 }
 
+// count is how many payloads about rule the receiver got.
+func (r *alertReceiver) count(rule string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.got {
+		if p.GroupLabels["alertname"] == rule {
+			n++
+		}
+	}
+	return n
+}
+
 // otlpReceiver is an OTLP/HTTP receiver decoding traces with the
 // OpenTelemetry Collector's own pdata code.
 type otlpReceiver struct {
@@ -252,6 +265,9 @@ func TestObservability(t *testing.T) {
 			ms, err := e.Client.Monitors(ctx, "hello")
 			return err == nil && len(ms) == 1 && ms[0].State == "up"
 		})
+		if n := am.count("hello:down"); n != 0 {
+			t.Errorf("%d notifications about hello:down before anything failed: a new app's monitor must not fire while it starts", n)
+		}
 		if _, err := e.Client.Scale(ctx, "hello", 0); err != nil {
 			t.Fatal(err)
 		}

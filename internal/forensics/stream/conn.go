@@ -204,13 +204,9 @@ func (c *conn) complete() bool {
 		if !h.syn {
 			return false
 		}
-		base, end := h.isn+1, h.isn+1
-		switch {
-		case h.fin:
-			end = h.finAt
-		case h.dataHas:
-			end = max(h.dataHi, base)
-		}
+		// bounds counts the peer's ACKs: after a RST captured before the
+		// last data segment, the ACKs prove bytes are still to come.
+		base, end := h.bounds()
 		if h.dataHas && (h.dataLo < base || h.dataHi > end) || h.covered != end-base {
 			return false
 		}

@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./internal/observe/alert -run '^$$' -fuzz FuzzRule -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/observe/anomaly -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 	$(GO) test ./internal/notify -run '^$$' -fuzz FuzzAlertBodies -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/forensics -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME) -fuzzminimizetime 50x
 	$(GO) test ./internal/forensics/pcap -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/forensics/pcap -run '^$$' -fuzz FuzzDecodeEthernet -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/forensics/stream -run '^$$' -fuzz FuzzAssembler -fuzztime $(FUZZTIME)

@@ -143,6 +143,7 @@ func newRoot(e *env) *cobra.Command {
 		newStack(e), newRebase(e), newSBOM(e), newGC(e), newRegistry(e),
 		newUsers(e), newLogin(e), newWhoAmI(e), newDevices(e), newPolicy(e), newBans(e), newFunctions(e),
 		newMonitors(e), newAlerts(e), newTrace(e), newCapture(e),
+		newPcap(e),
 	)
 	return root
 }

@@ -8,8 +8,9 @@
 #   events   issue 7: events end to end vs plain JetStream   (bench/events.sh)
 #   spans    issue 8: span ingest per core, bytes per span   (bench/spans.sh)
 #   logs     issue 8: log ingest per core, bytes per line vs Loki (bench/logs.sh)
-# With no argument runs all eight in that order, and fails if one failed.
-# Needs root (waf, events, spans and logs do not). Results and summaries: bench/out/.
+#   pcap     issue 9: pcap extract vs tshark --export-objects (bench/pcap.sh)
+# With no argument runs all nine in that order, and fails if one failed.
+# Needs root (waf, events, spans, logs and pcap do not). Results and summaries: bench/out/.
 # See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,6 +23,7 @@ waf) exec ./waf.sh ;;
 events) exec ./events.sh ;;
 spans) exec ./spans.sh ;;
 logs) exec ./logs.sh ;;
+pcap) exec ./pcap.sh ;;
 all)
   rc=0
   ./core.sh || rc=$?
@@ -32,10 +34,11 @@ all)
   ./events.sh || rc=$?
   ./spans.sh || rc=$?
   ./logs.sh || rc=$?
+  ./pcap.sh || rc=$?
   exit "$rc"
   ;;
 *)
-  echo "usage: bench/run.sh [core|builds|cold|access|waf|events|spans|logs]" >&2
+  echo "usage: bench/run.sh [core|builds|cold|access|waf|events|spans|logs|pcap]" >&2
   exit 2
   ;;
 esac

@@ -7,25 +7,24 @@
 # keep-alive sessions (Content-Length or chunked, text sometimes gzip'd),
 # FTP sessions as vsftpd answers them (PASV, RETR and some STOR), SMTP
 # messages with base64 attachments and TFTP reads, six at a time with
-# their packets interleaved; objects of 1 KB-50 MB with known SHA-256s
-# (bench/out/pcap/capture.expected.json). It then runs noops and tshark
-# on it one after the other from a warm page cache, each at its
-# defaults: wall time, CPU time and peak RSS of the child (wait4), capture
-# MB/s and how many of the known objects each wrote with the right
-# SHA-256. Target: noops >= 3x tshark's MB/s. The same again on a
-# second capture without HTTP (FTP, SMTP and TFTP only; objects of
-# BENCH_PCAP_NOHTTP_BYTES, 3e8; 0 skips it), where tshark does no TCP
-# reassembly of bodies. BENCH_PCAP_MAX_OBJECT (5e7) is the largest
-# object. Then seven small cases
-# (out-of-order segments, a server-only capture, FTP on port 2121, an
-# HTTP 206 download in two ranges, a base64 flag in a tar in a tar, a
-# retransmission with different bytes, a capture cut mid-transfer), each
-# run through both tools and judged by SHA-256.
+# their packets interleaved; objects of 1 KB to BENCH_PCAP_MAX_OBJECT
+# (5e7) bytes with known SHA-256s (bench/out/pcap/capture.expected.json).
+# It then runs noops and tshark on it one after the other from a warm
+# page cache, each at its defaults: wall time, CPU time and peak RSS of
+# the tool (GNU time), capture MB/s and how many of the known objects
+# each wrote with the right SHA-256. Target: noops >= 3x tshark's MB/s.
+# The same again on a second capture without HTTP (FTP, SMTP and TFTP;
+# BENCH_PCAP_NOHTTP_BYTES, 3e8; 0 skips it), where tshark reassembles no
+# bodies. Then seven small cases (out-of-order segments, a server-only
+# capture, FTP on port 2121, an HTTP 206 download in two ranges, a base64
+# flag in a tar in a tar, a retransmission with different bytes, a
+# capture cut mid-transfer), each run through both tools and judged by
+# SHA-256.
 # BENCH_PCAP_TIMEOUT (1h) bounds each tool's run; BENCH_PCAP_KEEP=1 keeps
-# the large capture (deleted otherwise; outputs are deleted after
+# the large captures (deleted otherwise; outputs are deleted after
 # hashing). BENCH_TSHARK_BIN picks the tshark binary. Nothing touches the
 # network. Needs Go and tshark (installed from Debian if missing and run
-# as root). About 10 minutes on 2 cores, mostly tshark.
+# as root). About 15 minutes on 2 cores, mostly tshark.
 # Results: bench/out/pcap.json, pcap-summary.txt, pcap.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
